@@ -1,0 +1,22 @@
+"""The conditional video GAN: text encoder, attention, generator, discriminator, losses.
+
+Only ``nn.Module``s and loss functions live here; the training loop is t2v_core/train.py and
+sampling is t2v_core/generate.py. Every module is built from a ModelConfig alone, so a
+checkpoint (state_dicts + the config as a dict) rebuilds them with nothing from outside.
+"""
+
+from t2v_core.model.attention import TokenAttention
+from t2v_core.model.discriminator import Discriminator
+from t2v_core.model.generator import Generator
+from t2v_core.model.losses import d_loss, g_loss, r1_penalty
+from t2v_core.model.text_encoder import TextEncoder
+
+__all__ = [
+    "TextEncoder",
+    "TokenAttention",
+    "Generator",
+    "Discriminator",
+    "d_loss",
+    "g_loss",
+    "r1_penalty",
+]

@@ -1,0 +1,99 @@
+"""Generator G(s, z): a GRU latent trajectory, per-frame attention, a convolutional decoder."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from t2v_core.config import ModelConfig
+from t2v_core.model.attention import TokenAttention
+from t2v_core.model.text_encoder import TextEncoder
+
+
+def check_frame_size(cfg: ModelConfig) -> int:
+    """Number of 2x upsamplings from the 4x4 seed; frames must be square powers of two."""
+    if cfg.height != cfg.width or cfg.height < 8 or cfg.height & (cfg.height - 1):
+        raise ValueError(f"frames must be square, a power of two and >= 8, got {cfg.height}x{cfg.width}")
+    return int(math.log2(cfg.height)) - 2
+
+
+class FiLMBlock(nn.Module):
+    """2x upsample, 3x3 conv, batch norm without its own affine, then a per-frame scale and
+    shift predicted from the frame's condition (FiLM): the text steers every layer."""
+
+    def __init__(self, c_in: int, c_out: int, cond_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm = nn.BatchNorm2d(c_out, affine=False)
+        self.film = nn.Linear(cond_dim, 2 * c_out)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.norm(self.conv(x))
+        gamma, beta = self.film(cond).chunk(2, dim=-1)
+        return torch.relu(x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None])
+
+
+class Generator(nn.Module):
+    """G(text, z) -> video (B, T, 3, H, W) in [-1, 1].
+
+    z seeds the initial recurrent state (variety: the same caption with another z starts the
+    object elsewhere); a GRU cell unrolls one state per frame (temporal coherence comes from
+    this shared trajectory); each frame's state queries the token states V for a context
+    vector; the decoder turns [state, context] into the frame and FiLM-conditions every layer
+    on it. With ``attention = False`` the context is the sentence vector s for every frame,
+    which is the ablation the accuracy benchmark reports.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        n_up = check_frame_size(cfg)
+        self.text = TextEncoder(cfg)
+        d = cfg.text_dim
+        self.init = nn.Linear(d + cfg.z_dim, cfg.hidden)
+        self.cell = nn.GRUCell(d + cfg.z_dim + d, cfg.hidden)
+        self.attn = TokenAttention(cfg.hidden, d, d, cfg.attn_heads) if cfg.attention else None
+        self.no_attn = None if cfg.attention else nn.Linear(d, d)
+        cond = cfg.hidden + d
+        base = cfg.g_channels
+        chans = [base * min(2 ** (n_up - i), 4) for i in range(n_up + 1)]
+        self.seed = nn.Linear(cond, chans[0] * 16)
+        self.seed_norm = nn.BatchNorm2d(chans[0])
+        self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
+        self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
+
+    def forward(
+        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> video (B, T, 3, H, W), attention weights (B, T, heads, L) or None."""
+        cfg = self.cfg
+        b = ids.shape[0]
+        assert z.shape == (b, cfg.z_dim), z.shape
+        v, mask, s = self.text(ids, lengths)
+        h = torch.tanh(self.init(torch.cat([s, z], -1)))
+        ctx = torch.zeros_like(s)
+        states, contexts, weights = [], [], []
+        for _ in range(cfg.frames):
+            # The previous frame's context feeds the next step, so what the state attends to
+            # can steer the trajectory (the direction word moves the object).
+            h = self.cell(torch.cat([s, z, ctx], -1), h)
+            if self.attn is not None:
+                ctx, w = self.attn(h, v, mask)
+                weights.append(w)
+            else:
+                ctx = torch.tanh(self.no_attn(s))
+            states.append(h)
+            contexts.append(ctx)
+        # Decode all frames of all videos as one batch of B*T images.
+        cond = torch.cat([torch.stack(states, 1), torch.stack(contexts, 1)], -1)
+        cond = cond.reshape(b * cfg.frames, -1)
+        x = self.seed(cond).view(b * cfg.frames, -1, 4, 4)
+        x = torch.relu(self.seed_norm(x))
+        for block in self.blocks:
+            x = block(x, cond)
+        video = torch.tanh(self.to_rgb(x)).view(b, cfg.frames, 3, cfg.height, cfg.width)
+        attn = torch.stack(weights, 1) if weights else None
+        return video, attn

@@ -1,0 +1,56 @@
+"""GAN losses behind one small interface (StyleGAN-style): logits in, scalar out.
+
+``bce`` is the seed's minimax objective: D maximises E[log D(real)] + E[log(1 - D(fake))],
+written as the equivalent binary cross-entropy to minimise; G uses the non-saturating form
+(maximise log D(G(s, z))) because log(1 - D) has no gradient once D wins early.
+``hinge`` is the hinge loss of SAGAN/BigGAN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+LOSSES = ("bce", "hinge")
+
+
+def _check(kind: str) -> None:
+    if kind not in LOSSES:
+        raise ValueError(f"unknown GAN loss {kind!r}; use one of {LOSSES}")
+
+
+def d_loss(
+    real: torch.Tensor, fake: torch.Tensor, mismatch: torch.Tensor | None, kind: str = "bce",
+    mismatch_weight: float = 1.0,
+) -> torch.Tensor:
+    """D's loss over logits of (real video, its caption), (generated video, its caption) and
+    (real video, a wrong caption). The mismatched pair counts as fake (GAN-INT-CLS), so D must
+    check that text and video agree, not just that the video looks real. Fake and mismatch
+    share the "fake" half of the loss so that mismatch_weight does not change its scale."""
+    _check(kind)
+    if kind == "bce":
+        loss_real = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+        loss_fake = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        loss_mis = (F.binary_cross_entropy_with_logits(mismatch, torch.zeros_like(mismatch))
+                    if mismatch is not None else None)
+    else:
+        loss_real = F.relu(1 - real).mean()
+        loss_fake = F.relu(1 + fake).mean()
+        loss_mis = F.relu(1 + mismatch).mean() if mismatch is not None else None
+    if loss_mis is None or mismatch_weight <= 0:
+        return loss_real + loss_fake
+    return loss_real + (loss_fake + mismatch_weight * loss_mis) / (1 + mismatch_weight) * 2
+
+
+def g_loss(fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    _check(kind)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # non-saturating
+    return -fake.mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_video: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): squared gradient norm of D on real data. ``real_video``
+    must have requires_grad set before D ran on it."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_video, create_graph=True)
+    return grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()

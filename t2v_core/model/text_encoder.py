@@ -1,0 +1,59 @@
+"""Text encoder: word vectors -> a GRU -> token states V and a sentence vector s."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from t2v_core.config import ModelConfig
+
+
+class TextEncoder(nn.Module):
+    """A bidirectional GRU over the embed stage's word vectors.
+
+    V (B, L, text_dim) are the token states the generator attends over; s (B, text_dim) is
+    the sentence vector. Bidirectional so that every token state sees the whole caption
+    ("small red circle" makes "circle" know its colour) while staying cheap on CPU.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.vocab_size < 2:
+            raise ValueError("ModelConfig.vocab_size must be filled from the embed stage (>= 2)")
+        if cfg.text_dim % 2:
+            raise ValueError(f"text_dim must be even (two GRU directions), got {cfg.text_dim}")
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.word_dim, padding_idx=0)
+        # Frozen word vectors by default: the embed stage owns them, and a frozen table keeps
+        # words never seen in a training caption where word2vec put them.
+        self.embed.weight.requires_grad_(cfg.finetune_words)
+        self.gru = nn.GRU(cfg.word_dim, cfg.text_dim // 2, batch_first=True, bidirectional=True)
+        self.out_dim = cfg.text_dim
+
+    @torch.no_grad()
+    def load_vectors(self, vectors: np.ndarray) -> None:
+        """Copy the embed stage's (V, D) float32 matrix into the embedding table."""
+        if vectors.shape != tuple(self.embed.weight.shape):
+            raise ValueError(
+                f"word vectors {vectors.shape} do not match the model's "
+                f"(vocab_size, word_dim) = {tuple(self.embed.weight.shape)}"
+            )
+        self.embed.weight.copy_(torch.from_numpy(np.asarray(vectors, dtype=np.float32)))
+
+    def forward(
+        self, ids: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ids (B, L) int, lengths (B,) -> V (B, L, text_dim), mask (B, L) bool, s (B, text_dim)."""
+        assert ids.dim() == 2 and lengths.shape == ids.shape[:1], (ids.shape, lengths.shape)
+        b, L = ids.shape
+        # An empty caption would crash the packed GRU; it is encoded as one <unk> instead.
+        lengths = lengths.clamp(min=1, max=L)
+        x = self.embed(ids.long())
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, h = self.gru(packed)
+        v, _ = pad_packed_sequence(out, batch_first=True, total_length=L)
+        s = torch.cat([h[0], h[1]], dim=-1)  # last state of each direction
+        mask = torch.arange(L, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
+        assert v.shape == (b, L, self.out_dim) and s.shape == (b, self.out_dim)
+        return v, mask, s

@@ -1,0 +1,378 @@
+"""The training loop: Adam on G and D, EMA generator, atomic checkpoints, exact resume.
+
+Every random draw of step k (the batch, the mismatched captions, z) comes from a generator
+seeded with (seed, k), so a run killed after step k and resumed from its checkpoint draws
+exactly what the uninterrupted run would have: resumed training reaches the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from PIL import Image
+
+from t2v_core.config import ModelConfig, TrainConfig
+from t2v_core.generate import (
+    Text2Video,
+    list_checkpoints,
+    load_checkpoint,
+    resolve_device,
+    to_uint8,
+)
+from t2v_core.model import Discriminator, Generator, d_loss, g_loss, r1_penalty
+from t2v_core.store import atomic_path, atomic_write_text, write_parquet
+
+Progress = Callable[[int, int, dict], None]
+EvalFn = Callable[[Text2Video], dict]
+
+
+@dataclass
+class TrainData:
+    clips: np.ndarray  # (M, T, H, W, 3) uint8, may be a memmap
+    caption_clip: np.ndarray  # (N,) int64: clip row of each training caption
+    token_ids: np.ndarray  # (N, L) int32, 0 = pad, 1 = unk
+    lengths: np.ndarray  # (N,) int32
+    embeddings: np.ndarray  # (V, D) float32, row i = vector of vocab[i]
+    vocab: list[str]
+    data_id: str  # identity of data + vectors (artifact keys), stored in checkpoints
+
+    def validate(self, cfg: ModelConfig) -> None:
+        """Clear errors for data that does not fit the model, before any step runs."""
+        m = self.clips.shape[0]
+        if self.clips.ndim != 5 or self.clips.shape[-1] != 3 or self.clips.dtype != np.uint8:
+            raise ValueError(f"clips must be uint8 (M, T, H, W, 3), got {self.clips.dtype} {self.clips.shape}")
+        if self.clips.shape[1:4] != (cfg.frames, cfg.height, cfg.width):
+            raise ValueError(
+                f"clips are (T, H, W) = {self.clips.shape[1:4]} but the model makes "
+                f"{(cfg.frames, cfg.height, cfg.width)}; make [frames] and [model] agree"
+            )
+        n = len(self.caption_clip)
+        if n == 0:
+            raise ValueError("no training captions")
+        if self.token_ids.shape[0] != n or self.lengths.shape != (n,):
+            raise ValueError(
+                f"caption_clip ({n},), token_ids {self.token_ids.shape} and lengths "
+                f"{self.lengths.shape} must have one row per caption"
+            )
+        if self.caption_clip.min() < 0 or self.caption_clip.max() >= m:
+            raise ValueError(f"caption_clip must index the {m} clips")
+        if self.embeddings.shape != (len(self.vocab), cfg.word_dim):
+            raise ValueError(
+                f"embeddings {self.embeddings.shape} must be (len(vocab), word_dim) = "
+                f"{(len(self.vocab), cfg.word_dim)}; set [model] word_dim = [embed] vector_size"
+            )
+        if self.token_ids.min() < 0 or self.token_ids.max() >= len(self.vocab):
+            raise ValueError("token ids outside the vocabulary")
+
+
+def fill_model_config(cfg: ModelConfig, data: TrainData) -> ModelConfig:
+    """vocab_size comes from the data; a config that names a different size is an error."""
+    if cfg.vocab_size not in (0, len(data.vocab)):
+        raise ValueError(f"model vocab_size {cfg.vocab_size} != vocabulary size {len(data.vocab)}")
+    return dataclasses.replace(cfg, vocab_size=len(data.vocab))
+
+
+def step_rng(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def sample_batch(data: TrainData, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Caption rows, their clips, and mismatched captions (a caption of a different clip)."""
+    n = len(data.caption_clip)
+    idx = torch.randint(n, (batch,), generator=gen).numpy()
+    wrong = torch.randint(n, (batch,), generator=gen).numpy()
+    # A wrong caption must describe another clip; shifting by one row fixes the rare clash.
+    same = data.caption_clip[wrong] == data.caption_clip[idx]
+    wrong[same] = (wrong[same] + 1) % n
+    rows = data.caption_clip[idx]
+    clips = torch.from_numpy(np.ascontiguousarray(data.clips[rows]))
+    video = clips.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)  # (B, T, 3, H, W) in [-1, 1]
+    return {
+        "video": video,
+        "ids": torch.from_numpy(data.token_ids[idx].astype(np.int64)),
+        "lengths": torch.from_numpy(data.lengths[idx].astype(np.int64)),
+        "wrong_ids": torch.from_numpy(data.token_ids[wrong].astype(np.int64)),
+        "wrong_lengths": torch.from_numpy(data.lengths[wrong].astype(np.int64)),
+    }
+
+
+@torch.no_grad()
+def update_ema(ema: Generator, gen: Generator, decay: float, step: int) -> None:
+    # A warm-up on the decay: a fixed 0.999 would average over ~1000 steps, longer than a
+    # demo run, and leave the EMA mostly made of early, poor weights.
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, p in zip(ema.parameters(), gen.parameters(), strict=True):
+        pe.lerp_(p, 1 - d)
+    for be, b in zip(ema.buffers(), gen.buffers(), strict=True):
+        be.copy_(b)
+
+
+class _Run:
+    """The networks, optimizers and step: everything a checkpoint holds."""
+
+    def __init__(self, data: TrainData, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 device: torch.device):
+        torch.manual_seed(train_cfg.seed)
+        self.cfg, self.tcfg, self.device = model_cfg, train_cfg, device
+        self.G = Generator(model_cfg)
+        self.D = Discriminator(model_cfg)
+        self.G.text.load_vectors(data.embeddings)
+        self.D.text.load_vectors(data.embeddings)
+        self.G.to(device)
+        self.D.to(device)
+        betas = (train_cfg.beta1, train_cfg.beta2)
+        self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad],
+                                      lr=train_cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad],
+                                      lr=train_cfg.lr_d, betas=betas)
+        self.ema = None
+        if train_cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.step = 0
+
+    def state(self, data: TrainData) -> dict[str, Any]:
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "generator_ema": self.ema.state_dict() if self.ema is not None else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "model_config": dataclasses.asdict(self.cfg),
+            "train_config": dataclasses.asdict(self.tcfg),
+            "vocab": list(data.vocab),
+            "max_len": int(data.token_ids.shape[1]),
+            "data_id": data.data_id,
+        }
+
+    def load(self, ckpt: dict[str, Any], data: TrainData) -> None:
+        if ckpt["data_id"] != data.data_id:
+            raise ValueError(
+                f"checkpoint was trained on data {ckpt['data_id']!r}, not {data.data_id!r}; "
+                "use a fresh run folder"
+            )
+        if ckpt["model_config"] != dataclasses.asdict(self.cfg):
+            raise ValueError("checkpoint model_config differs from this run's; use a fresh run folder")
+        self.G.load_state_dict(ckpt["generator"])
+        self.D.load_state_dict(ckpt["discriminator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["generator_ema"] or ckpt["generator"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.step = int(ckpt["step"])
+
+    def sampler(self, data: TrainData) -> Text2Video:
+        """The generator to evaluate and sample: the EMA copy when there is one."""
+        return Text2Video(self.ema if self.ema is not None else self.G, data.vocab, self.device,
+                          max_len=int(data.token_ids.shape[1]))
+
+    def train_step(self, data: TrainData) -> dict[str, float]:
+        cfg, tcfg, dev = self.cfg, self.tcfg, self.device
+        gen = step_rng(tcfg.seed, self.step)
+        b = sample_batch(data, tcfg.batch_size, gen)
+        z = torch.randn(tcfg.batch_size, cfg.z_dim, generator=gen)
+        real, ids, lens = b["video"].to(dev), b["ids"].to(dev), b["lengths"]
+        wrong_ids, wrong_lens = b["wrong_ids"].to(dev), b["wrong_lengths"]
+        z = z.to(dev)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+        # D step: real+caption -> real; fake+caption and real+wrong caption -> fake.
+        r1 = tcfg.r1_gamma > 0
+        real.requires_grad_(r1)
+        with amp:
+            fake, _ = self.G(ids, lens, z)
+            s = self.D.encode_text(ids, lens)
+            rv, rf = self.D(real, ids, lens, s=s)
+            fv, ff = self.D(fake.detach(), ids, lens, s=s)
+            mv, mf = self.D(real, wrong_ids, wrong_lens)
+            loss_d = (d_loss(rv, fv, mv, tcfg.loss, tcfg.mismatch_weight)
+                      + d_loss(rf, ff, mf, tcfg.loss, tcfg.mismatch_weight))
+        if r1:
+            loss_d = loss_d + tcfg.r1_gamma / 2 * r1_penalty(rv.float() + rf.float().mean(1), real)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        # G step (non-saturating for bce), against the updated D.
+        with amp:
+            gv, gf = self.D(fake, ids, lens)
+            loss_g = g_loss(gv, tcfg.loss) + g_loss(gf, tcfg.loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        if self.ema is not None:
+            update_ema(self.ema, self.G, tcfg.ema_decay, self.step)
+        self.step += 1
+        with torch.no_grad():
+            return {
+                "loss_d": float(loss_d), "loss_g": float(loss_g),
+                "d_real": float(torch.sigmoid(rv.float()).mean()),
+                "d_fake": float(torch.sigmoid(fv.float()).mean()),
+                "d_mismatch": float(torch.sigmoid(mv.float()).mean()),
+            }
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """torch.save to a temporary sibling, then rename: a kill mid-save leaves no ckpt-*.pt."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def _resume_point(run_dir: Path) -> dict[str, Any] | None:
+    """The newest checkpoint that loads. Saves are atomic, so a broken one means damage
+    from outside; it is skipped for the one before it rather than failing the run."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return load_checkpoint(path)
+        except Exception:  # noqa: BLE001 - any unreadable file: fall back to an older one
+            continue
+    return None
+
+
+def train(
+    data: TrainData,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    run_dir: Path,
+    progress: Progress | None = None,
+    eval_fn: EvalFn | None = None,
+) -> dict:
+    """Train (or resume) in ``run_dir``; returns a summary of the run.
+
+    Writes ckpt-000500.pt ... every ``ckpt_every`` steps and at the end, metrics.parquet
+    (losses per step, eval metrics every ``eval_every``), loss.png, samples-000500.png and
+    config.json. Stops at ``steps`` or after ``max_minutes`` of training, whichever is first.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model_cfg = fill_model_config(model_cfg, data)
+    data.validate(model_cfg)
+    if train_cfg.threads > 0:
+        torch.set_num_threads(train_cfg.threads)
+    device = resolve_device(train_cfg.device)
+    run = _Run(data, model_cfg, train_cfg, device)
+    rows: list[dict[str, Any]] = []
+    ckpt = _resume_point(run_dir)
+    if ckpt is not None:
+        run.load(ckpt, data)
+        rows = _load_metrics(run_dir / "metrics.parquet", run.step)
+    resumed_from = run.step
+    atomic_write_text(run_dir / "config.json", json.dumps({
+        "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+        "data_id": data.data_id, "device": str(device), "resumed_from": resumed_from,
+    }, indent=2))
+
+    t0 = time.monotonic()
+    budget = train_cfg.max_minutes * 60 if train_cfg.max_minutes > 0 else math.inf
+    last_ckpt: Path | None = None
+    stopped_early = False
+    losses: dict[str, float] = {}
+    while run.step < train_cfg.steps:
+        run.G.train()
+        run.D.train()
+        losses = run.train_step(data)
+        row: dict[str, Any] = {"step": run.step, **losses,
+                               "seconds": time.monotonic() - t0}
+        if eval_fn is not None and train_cfg.eval_every > 0 and run.step % train_cfg.eval_every == 0:
+            row.update({f"eval_{k}": float(v) for k, v in eval_fn(run.sampler(data)).items()})
+        rows.append(row)
+        out_of_time = time.monotonic() - t0 > budget
+        if run.step % train_cfg.ckpt_every == 0 or run.step == train_cfg.steps or out_of_time:
+            last_ckpt = _checkpoint(run, data, run_dir, rows)
+        if progress is not None:
+            progress(run.step, train_cfg.steps, losses)
+        if out_of_time:
+            stopped_early = True
+            break
+    if last_ckpt is None:  # nothing left to train: the run was already complete
+        found = list_checkpoints(run_dir)
+        last_ckpt = found[-1] if found else _checkpoint(run, data, run_dir, rows)
+    return {
+        "steps": run.step,
+        "resumed_from": resumed_from,
+        "minutes": (time.monotonic() - t0) / 60,
+        "stopped_early": stopped_early,
+        "final_losses": losses,
+        "checkpoint": str(last_ckpt),
+        "device": str(device),
+    }
+
+
+def _checkpoint(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    path = save_checkpoint(run.state(data), run_dir / f"ckpt-{run.step:06d}.pt")
+    _write_metrics(run_dir / "metrics.parquet", rows)
+    _plot_losses(run_dir / "loss.png", rows)
+    _sample_sheet(run_dir / f"samples-{run.step:06d}.png", run.sampler(data), data)
+    return path
+
+
+def _load_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
+    """Rows logged up to the resumed step; rows of steps after it are redone."""
+    if not path.is_file():
+        return []
+    df = pd.read_parquet(path)
+    return [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+            for r in df[df["step"] <= upto].to_dict("records")]
+
+
+def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    df["step"] = df["step"].astype("int64")
+    write_parquet(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def _plot_losses(path: Path, rows: list[dict[str, Any]]) -> None:
+    # The object-oriented Figure API: no pyplot global state, no GUI backend needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    fig = Figure(figsize=(8, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    win = max(1, len(df) // 50)
+    for col in ("loss_d", "loss_g"):
+        ax.plot(df["step"], df[col].rolling(win, min_periods=1).mean(), label=col)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    evals = [c for c in df.columns if c.startswith("eval_") and "acc" in c or c == "eval_all_correct"]
+    if evals:
+        ax2 = ax.twinx()
+        for col in evals:
+            sub = df[["step", col]].dropna()
+            ax2.plot(sub["step"], sub[col], "o--", label=col)
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("accuracy")
+        ax2.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper left", fontsize=7)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+
+
+def _sample_sheet(path: Path, model: Text2Video, data: TrainData, n: int = 8) -> None:
+    """One row per caption (the first distinct training captions), one column per frame."""
+    n = min(n, len(data.caption_clip))
+    videos = model.generate(data.token_ids[:n], data.lengths[:n], seeds=list(range(n)))
+    real = np.asarray(data.clips[data.caption_clip[:n]])
+    rows = [np.concatenate([np.concatenate(list(r), 1), np.concatenate(list(f), 1)], 1)
+            for r, f in zip(real, videos, strict=True)]  # real clip | generated clip
+    sheet = np.concatenate(rows, 0)
+    with atomic_path(path) as tmp:
+        Image.fromarray(sheet).save(tmp, format="png")
