@@ -1,0 +1,10 @@
+"""Prefect tasks: one module per stage, each a thin wrapper around t2v_core.pipeline.
+
+Prefect's telemetry is switched off before Prefect is imported anywhere below: without a
+network it would log errors on every run.
+"""
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -1,0 +1,619 @@
+"""The stages, wired to the artifact store. Pure: no Prefect here.
+
+Each stage function takes a :class:`Context` and the references of its inputs, computes its
+cache key, and either returns the committed artifact at once (``ref.cached``) or builds it.
+The Prefect tasks in ``tasks/`` are thin wrappers around these functions, so the same cache
+works with or without Prefect's own records.
+
+Sharded stages (tokenize, annotate, frames) come in three parts: ``plan_*`` splits the
+input into shards whose keys digest their content, ``*_shard`` builds one shard, and
+``combine_*`` joins the shard artifacts into the stage's dataset (hard links, one file per
+shard). A corpus that grows at its end changes only its last shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from t2v_core.config import Profile
+from t2v_core.store import (
+    ArtifactRef,
+    ArtifactStore,
+    code_version,
+    digest_file,
+    digest_json,
+    stage_key,
+    write_parquet,
+)
+
+STAGES = ("synth", "ingest", "tokenize", "annotate", "embed", "frames", "train", "render", "evaluate")
+SHARDED = ("tokenize", "annotate", "frames")
+REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+
+# The t2v_core sources each stage's output depends on: editing one reruns that stage.
+CODE = {
+    "synth": ["corpus/synthetic.py", "video.py"],
+    "ingest": ["corpus/manifests.py"],
+    "tokenize": ["text.py"],
+    "annotate": ["text.py"],
+    "embed": ["embeddings.py", "text.py"],
+    "frames": ["video.py"],
+    "train": ["model", "train.py"],
+    "render": ["render.py", "catalog.py", "generate.py", "video.py", "text.py", "embeddings.py"],
+    "evaluate": ["evaluate.py", "judge.py", "generate.py", "corpus/synthetic.py"],
+}
+
+Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
+
+
+@dataclass
+class Context:
+    profile: Profile
+    store: ArtifactStore
+    progress: Progress | None = None
+    _code: dict[str, str] = field(default_factory=dict)
+
+    def code(self, stage: str) -> str:
+        if stage not in self._code:
+            self._code[stage] = code_version(CODE[stage])
+        return self._code[stage]
+
+    def report(self, stage: str) -> Callable[[int, int | None], None] | None:
+        if self.progress is None:
+            return None
+        return lambda done, total: self.progress(stage, done, total)  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard of a sharded stage: small enough to pass between tasks."""
+
+    stage: str
+    index: int
+    source: str  # path of the input artifact the rows come from
+    start: int  # row range in that input
+    stop: int
+    digest: str  # digest of the shard's content: its cache identity
+    items: tuple[str, ...] = ()  # for frames: the video hashes in this shard
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _build(ctx: Context, stage: str, params: dict[str, Any], inputs: dict[str, str],
+           build: Callable[[Path], dict[str, int]], keep_partial: bool = False,
+           extra: dict[str, Any] | None = None) -> ArtifactRef:
+    """Return the cached artifact for these inputs, or build and commit it."""
+    key = stage_key(stage, params, sorted(inputs.items()), ctx.code(stage.removesuffix("-shard")))
+    found = ctx.store.get(stage, key)
+    if found is not None:
+        return found
+    writer = ctx.store.open(stage, key, keep_partial=keep_partial)
+    counts = build(writer.path)
+    return writer.commit(params=params, inputs=inputs, counts=counts, extra=extra)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard-link a finished shard file into a combined dataset (copy across devices)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _concat_parquet(paths: Sequence[Path], out: Path) -> int:
+    """Stream small per-shard tables into one Parquet file, one row group per shard."""
+    rows, writer, tmp = 0, None, out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        for p in paths:
+            table = pq.read_table(p)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        return 0
+    os.replace(tmp, out)
+    return rows
+
+
+def _read(ref: ArtifactRef, name: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(ref.file(name), columns=columns)
+
+
+# ---------------------------------------------------------------------------- synth + ingest
+
+
+def synth(ctx: Context) -> ArtifactRef:
+    """Write the built-in Moving Shapes corpus (videos + manifest.csv)."""
+    from t2v_core.corpus import synthetic
+
+    cfg = ctx.profile.synth
+
+    def build(out: Path) -> dict[str, int]:
+        synthetic.write_corpus(cfg, out, progress=ctx.report("synth"))
+        return {"videos": cfg.n_videos, "captions": cfg.n_videos * cfg.captions_per_video}
+
+    return _build(ctx, "synth", ctx.profile.section("synth"), {}, build)
+
+
+def manifest_identity(path: Path) -> str:
+    """What an external manifest's ingest depends on: its bytes and the size and mtime of
+    every file beside it (its videos), so a replaced video changes the key."""
+    path = path.resolve()
+    root = path if path.is_dir() else path.parent
+    listing = sorted(
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*") if p.is_file()
+    )
+    own = digest_file(path) if path.is_file() else ""
+    return digest_json({"manifest": own, "files": listing})
+
+
+def ingest(ctx: Context, synth_ref: ArtifactRef | None) -> ArtifactRef:
+    """Manifest -> validated corpus.parquet and rejects.parquet."""
+    from t2v_core.corpus import manifests
+
+    cfg = ctx.profile.ingest
+    if cfg.manifest:
+        manifest = Path(cfg.manifest).resolve()
+        if not manifest.exists():
+            raise FileNotFoundError(f"manifest not found: {manifest}")
+        inputs = {"manifest": manifest_identity(manifest)}
+    else:
+        if synth_ref is None:
+            raise ValueError("no [ingest] manifest set and no synthetic corpus given")
+        manifest = synth_ref.file("manifest.csv")
+        inputs = {"synth": synth_ref.key}
+
+    def build(out: Path) -> dict[str, int]:
+        corpus, rejects = manifests.read_manifest(manifest, cfg)
+        write_parquet(corpus, out / "corpus.parquet", manifests.CORPUS_SCHEMA)
+        write_parquet(rejects, out / "rejects.parquet", manifests.REJECTS_SCHEMA)
+        return {"rows_out": corpus.num_rows, "rejected": rejects.num_rows}
+
+    params = {**ctx.profile.section("ingest"), "manifest": str(manifest)}
+    return _build(ctx, "ingest", params, inputs, build)
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def plan_text_shards(ctx: Context, ingest_ref: ArtifactRef) -> list[ShardSpec]:
+    """Fixed-size shards in manifest order; each keyed by its captions' content."""
+    corpus = _read(ingest_ref, "corpus.parquet", ["caption_id", "caption"])
+    size = ctx.profile.ingest.shard_size
+    specs = []
+    for i, start in enumerate(range(0, corpus.num_rows, size)):
+        part = corpus.slice(start, size)
+        digest = digest_json([part.column("caption_id").to_pylist(), part.column("caption").to_pylist()])
+        specs.append(ShardSpec("tokenize", i, ingest_ref.path, start, start + part.num_rows, digest))
+    return specs
+
+
+def tokenize_shard(ctx: Context, shard: ShardSpec) -> ArtifactRef:
+    from t2v_core import text
+
+    cfg = ctx.profile.tokenize
+
+    def build(out: Path) -> dict[str, int]:
+        corpus = pq.read_table(Path(shard.source) / "corpus.parquet", columns=["caption_id", "caption"])
+        part = corpus.slice(shard.start, shard.stop - shard.start)
+        nlp = _nlp(cfg.spacy_model, "tokenizer")
+        tokens, rejects = text.tokenize_captions(
+            nlp, part.column("caption_id").to_pylist(), part.column("caption").to_pylist(), cfg
+        )
+        write_parquet(tokens, out / "tokens.parquet", text.TOKENS_SCHEMA)
+        write_parquet(rejects, out / "rejects.parquet", text.TEXT_REJECTS_SCHEMA)
+        n_ok = len(set(tokens.column("caption_id").to_pylist()))
+        return {"captions_in": part.num_rows, "captions_out": n_ok, "rejected": rejects.num_rows,
+                "tokens": tokens.num_rows}
+
+    params = {**ctx.profile.section("tokenize"), "model": _model_name(cfg.spacy_model)}
+    return _build(ctx, "tokenize-shard", params, {"shard": shard.digest}, build)
+
+
+def combine_tokenize(ctx: Context, shard_refs: Sequence[ArtifactRef]) -> ArtifactRef:
+    def build(out: Path) -> dict[str, int]:
+        for i, ref in enumerate(shard_refs):
+            _link(ref.file("tokens.parquet"), out / "tokens" / f"part-{i:05d}.parquet")
+        rejected = _concat_parquet([r.file("rejects.parquet") for r in shard_refs], out / "rejects.parquet")
+        counts = [r.manifest()["counts"] for r in shard_refs]
+        return {"shards": len(shard_refs), "captions_out": sum(c["captions_out"] for c in counts),
+                "rejected": rejected, "tokens": sum(c["tokens"] for c in counts)}
+
+    inputs = {f"shard-{i:05d}": r.key for i, r in enumerate(shard_refs)}
+    return _build(ctx, "tokenize", ctx.profile.section("tokenize"), inputs, build)
+
+
+def annotate_shard(ctx: Context, tokens_ref: ArtifactRef) -> ArtifactRef:
+    """POS, lemma, morphology and entities for one tokenize shard."""
+    from t2v_core import text
+
+    cfg, model = ctx.profile.annotate, ctx.profile.tokenize.spacy_model
+
+    def build(out: Path) -> dict[str, int]:
+        nlp = _nlp(model, "annotator")
+        annotations, entities = text.annotate_tokens(nlp, pq.read_table(tokens_ref.file("tokens.parquet")), cfg)
+        write_parquet(annotations, out / "annotations.parquet", text.ANNOTATIONS_SCHEMA)
+        write_parquet(entities, out / "entities.parquet", text.ENTITIES_SCHEMA)
+        return {"tokens": annotations.num_rows, "entities": entities.num_rows}
+
+    params = {**ctx.profile.section("annotate"), "model": _model_name(model)}
+    return _build(ctx, "annotate-shard", params, {"tokens": tokens_ref.key}, build)
+
+
+def combine_annotate(ctx: Context, shard_refs: Sequence[ArtifactRef]) -> ArtifactRef:
+    def build(out: Path) -> dict[str, int]:
+        for i, ref in enumerate(shard_refs):
+            _link(ref.file("annotations.parquet"), out / "annotations" / f"part-{i:05d}.parquet")
+            _link(ref.file("entities.parquet"), out / "entities" / f"part-{i:05d}.parquet")
+        counts = [r.manifest()["counts"] for r in shard_refs]
+        return {"shards": len(shard_refs), "tokens": sum(c["tokens"] for c in counts),
+                "entities": sum(c["entities"] for c in counts)}
+
+    inputs = {f"shard-{i:05d}": r.key for i, r in enumerate(shard_refs)}
+    return _build(ctx, "annotate", ctx.profile.section("annotate"), inputs, build)
+
+
+def embed(ctx: Context, tokenize_ref: ArtifactRef, annotate_ref: ArtifactRef) -> ArtifactRef:
+    from t2v_core import embeddings
+
+    cfg = ctx.profile.embed
+
+    def build(out: Path) -> dict[str, int]:
+        token_files = sorted(Path(tokenize_ref.path, "tokens").glob("part-*.parquet"))
+        ann_files = sorted(Path(annotate_ref.path, "annotations").glob("part-*.parquet"))
+        ent_files = sorted(Path(annotate_ref.path, "entities").glob("part-*.parquet"))
+        result = embeddings.train_embeddings(token_files, cfg, out, ann_files, ent_files)
+        return {k: int(v) for k, v in result.items() if isinstance(v, (int, np.integer))}
+
+    inputs = {"tokenize": tokenize_ref.key, "annotate": annotate_ref.key}
+    if cfg.glove_path:
+        inputs["glove"] = digest_json(Path(cfg.glove_path).stat().st_size)  # cheap identity
+    return _build(ctx, "embed", ctx.profile.section("embed"), inputs, build)
+
+
+_NLP_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def _model_name(name: str) -> str:
+    from t2v_core import text
+
+    return text.resolve_model_name(name)
+
+
+def _nlp(name: str, kind: str) -> Any:
+    """spaCy pipelines are loaded once per process and reused across shards."""
+    from t2v_core import text
+
+    key = (_model_name(name), kind)
+    if key not in _NLP_CACHE:
+        loader = text.load_tokenizer if kind == "tokenizer" else text.load_annotator
+        _NLP_CACHE[key] = loader(key[0])
+    return _NLP_CACHE[key]
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+def plan_frame_shards(ctx: Context, ingest_ref: ArtifactRef) -> list[ShardSpec]:
+    """Unique videos (by content hash) in corpus order, in fixed-size shards."""
+    corpus = _read(ingest_ref, "corpus.parquet", ["video_sha256"])
+    seen: dict[str, None] = dict.fromkeys(corpus.column("video_sha256").to_pylist())
+    hashes = list(seen)
+    size = ctx.profile.frames.shard_size
+    return [
+        ShardSpec("frames", i, ingest_ref.path, s, s + len(hashes[s:s + size]),
+                  digest_json(hashes[s:s + size]), tuple(hashes[s:s + size]))
+        for i, s in enumerate(range(0, len(hashes), size))
+    ]
+
+
+def frames_shard(ctx: Context, shard: ShardSpec) -> ArtifactRef:
+    from t2v_core import video
+
+    cfg = ctx.profile.frames
+
+    def build(out: Path) -> dict[str, int]:
+        corpus = pq.read_table(Path(shard.source) / "corpus.parquet",
+                               columns=["video_sha256", "video_id", "video_path"]).to_pandas()
+        first = corpus.drop_duplicates("video_sha256").set_index("video_sha256")
+        videos = [(h, str(first.at[h, "video_id"]), str(first.at[h, "video_path"])) for h in shard.items]
+        index = video.extract_shard(videos, cfg, out / "clips.npy", shard.index, ctx.report("frames"))
+        write_parquet(index, out / "clips.parquet", video.CLIPS_SCHEMA)
+        ok = sum(1 for s in index.column("status").to_pylist() if s == "ok")
+        return {"videos_in": len(videos), "clips_out": ok, "rejected": len(videos) - ok}
+
+    return _build(ctx, "frames-shard", ctx.profile.section("frames"), {"videos": shard.digest}, build)
+
+
+def combine_frames(ctx: Context, shard_refs: Sequence[ArtifactRef]) -> ArtifactRef:
+    def build(out: Path) -> dict[str, int]:
+        tables = []
+        for i, ref in enumerate(shard_refs):
+            _link(ref.file("clips.npy"), out / f"clips-{i:05d}.npy")
+            t = pq.read_table(ref.file("clips.parquet"))
+            # The shard's own number depends on where it sat when first built; renumber.
+            tables.append(t.set_column(t.schema.get_field_index("shard"), "shard",
+                                       pa.array([i] * t.num_rows, pa.int32())))
+        from t2v_core import video
+
+        index = pa.concat_tables(tables) if tables else video.CLIPS_SCHEMA.empty_table()
+        write_parquet(index, out / "clips.parquet", video.CLIPS_SCHEMA)
+        ok = sum(1 for s in index.column("status").to_pylist() if s == "ok")
+        return {"shards": len(shard_refs), "clips_out": ok, "rejected": index.num_rows - ok}
+
+    inputs = {f"shard-{i:05d}": r.key for i, r in enumerate(shard_refs)}
+    return _build(ctx, "frames", ctx.profile.section("frames"), inputs, build)
+
+
+def load_clips(frames_ref: ArtifactRef) -> tuple[np.ndarray, dict[str, int]]:
+    """All ok clips as one (M, T, H, W, 3) array, and video hash -> row in it."""
+    index = _read(frames_ref, "clips.parquet").to_pandas()
+    index = index[index["status"] == "ok"]
+    arrays, rows = [], {}
+    for shard, part in index.groupby("shard", sort=True):
+        mm = np.load(Path(frames_ref.path) / f"clips-{int(shard):05d}.npy", mmap_mode="r")
+        arrays.append(np.asarray(mm[part["row"].to_numpy()]))
+        for h in part["video_sha256"]:
+            rows[h] = len(rows)
+    if not arrays:
+        raise ValueError(f"frames artifact {frames_ref.key} holds no usable clips")
+    return np.concatenate(arrays), rows
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def train_data(ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
+               split: str = "train") -> Any:
+    """Join captions, token ids and clips into the trainer's input."""
+    from t2v_core.train import TrainData
+
+    corpus = _read(ingest_ref, "corpus.parquet", ["caption_id", "video_sha256", "split"]).to_pandas()
+    captions = _read(embed_ref, "captions.parquet").to_pandas()
+    clips, clip_row = load_clips(frames_ref)
+    joined = corpus[corpus["split"] == split].merge(captions, on="caption_id", how="inner")
+    joined = joined[joined["video_sha256"].isin(clip_row.keys())]
+    if joined.empty:
+        raise ValueError(f"no {split!r} captions have both token ids and frames")
+    token_ids = np.load(embed_ref.file("token_ids.npy"), mmap_mode="r")
+    vocab = _read(embed_ref, "vocab.parquet").to_pandas().sort_values("id")["token"].tolist()
+    return TrainData(
+        clips=clips,
+        caption_clip=joined["video_sha256"].map(clip_row).to_numpy(np.int64),
+        token_ids=np.asarray(token_ids[joined["row"].to_numpy()], dtype=np.int32),
+        lengths=joined["length"].to_numpy(np.int32),
+        embeddings=np.load(embed_ref.file("embedding_matrix.npy")),
+        vocab=vocab,
+        data_id=digest_json([ingest_ref.key, embed_ref.key, frames_ref.key])[:16],
+    )
+
+
+def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
+          progress: Callable[[int, int, dict], None] | None = None) -> ArtifactRef:
+    """Train the GAN; a rerun after a crash resumes from the newest whole checkpoint."""
+    from t2v_core import train as trainer
+
+    def build(out: Path) -> dict[str, int]:
+        data = train_data(ingest_ref, embed_ref, frames_ref)
+        model_cfg = dataclasses.replace(
+            ctx.profile.model, word_dim=int(data.embeddings.shape[1]), vocab_size=len(data.vocab)
+        )
+        report = progress
+        if report is None and ctx.progress is not None:
+            report = lambda step, total, _logs: ctx.progress("train", step, total)  # noqa: E731
+        summary = trainer.train(data, model_cfg, ctx.profile.train, out, progress=report)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        return {"steps": int(summary.get("steps", ctx.profile.train.steps)),
+                "captions": int(len(data.caption_clip))}
+
+    params = {"train": ctx.profile.section("train"), "model": ctx.profile.section("model")}
+    inputs = {"ingest": ingest_ref.key, "embed": embed_ref.key, "frames": frames_ref.key}
+    ref = _build(ctx, "train", params, inputs, build, keep_partial=True)
+    return ref
+
+
+def checkpoint_of(train_ref: ArtifactRef) -> Path:
+    from t2v_core.generate import newest_checkpoint
+
+    ckpt = newest_checkpoint(Path(train_ref.path))
+    if ckpt is None:
+        raise FileNotFoundError(f"training run {train_ref.key} has no checkpoint")
+    return ckpt
+
+
+# ---------------------------------------------------------------------------- render + evaluate
+
+
+def default_catalog(ctx: Context) -> Path:
+    return Path(ctx.profile.render.catalog or REPO_DATA / "catalogs" / "demo.csv").resolve()
+
+
+def render(ctx: Context, train_ref: ArtifactRef, catalog: Path | None = None) -> ArtifactRef:
+    """A prompt catalog -> videos, renders.parquet and a gallery index.html."""
+    from t2v_core import render as renderer
+    from t2v_core.generate import Text2Video
+
+    cfg = ctx.profile.render
+    catalog = (catalog or default_catalog(ctx)).resolve()
+    if not catalog.is_file():
+        raise FileNotFoundError(f"prompt catalog not found: {catalog}")
+
+    def build(out: Path) -> dict[str, int]:
+        model = Text2Video.from_checkpoint(checkpoint_of(train_ref), use_ema=cfg.use_ema)
+        nlp = _nlp(ctx.profile.tokenize.spacy_model,
+                   "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
+        gen = renderer.make_generate_fn(model, nlp, ctx.profile.embed.token_form, ctx.profile.embed.max_len)
+        result = renderer.render_catalog(catalog, out, gen, cfg, progress=ctx.report("render"))
+        (out / "summary.json").write_text(json.dumps(result, indent=2, default=str))
+        return {k: int(v) for k, v in result.items() if isinstance(v, (int, np.integer))}
+
+    inputs = {"train": train_ref.key, "catalog": digest_file(catalog)}
+    return _build(ctx, "render", {**ctx.profile.section("render"), "catalog": str(catalog)}, inputs, build)
+
+
+def evaluate(ctx: Context, train_ref: ArtifactRef, frames_ref: ArtifactRef, ingest_ref: ArtifactRef) -> ArtifactRef:
+    """Render held-out and seen prompts and judge the pixels: metrics.json."""
+    def build(out: Path) -> dict[str, int]:
+        metrics = evaluate_model(ctx, checkpoint_of(train_ref), frames_ref, ingest_ref)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        return {"prompts": int(metrics.get("prompts", 0))}
+
+    inputs = {"train": train_ref.key, "frames": frames_ref.key, "ingest": ingest_ref.key}
+    return _build(ctx, "evaluate", ctx.profile.section("evaluate"), inputs, build)
+
+
+def evaluation_prompts(n_per_split: int, seed: int) -> list[dict[str, Any]]:
+    """``n_per_split`` held-out prompts and as many seen ones, cycling through all
+    attribute combinations of each split so every colour, shape, size and direction shows."""
+    from t2v_core.corpus import synthetic as syn
+
+    rng = np.random.default_rng(seed)
+    combos: dict[str, list[tuple[str, str, str, str]]] = {"train": [], "test": []}
+    for c in syn.COLOURS:
+        for s in syn.SHAPES:
+            for z in syn.SIZES:
+                for d in syn.DIRECTIONS:
+                    combos[syn.split_of(c, s)].append((c, s, z, d))
+    rows = []
+    for split, pool in combos.items():
+        order = rng.permutation(len(pool))
+        for i in range(n_per_split):
+            c, s, z, d = pool[order[i % len(pool)]]
+            rows.append({"colour": c, "shape": s, "size": z, "direction": d, "split": split,
+                         "prompt": syn.prompt_for(c, s, z, d), "seed": int(rng.integers(2**31))})
+    return rows
+
+
+def evaluate_model(ctx: Context, checkpoint: Path, frames_ref: ArtifactRef | None = None,
+                   ingest_ref: ArtifactRef | None = None) -> dict[str, Any]:
+    """The evaluation metrics of one checkpoint (also used by benchmarks)."""
+    from t2v_core import evaluate as ev
+    from t2v_core.embeddings import encode_tokens, prompt_tokens
+    from t2v_core.generate import Text2Video
+
+    cfg = ctx.profile.evaluate
+    model = Text2Video.from_checkpoint(checkpoint, use_ema=ctx.profile.render.use_ema)
+    nlp = _nlp(ctx.profile.tokenize.spacy_model,
+               "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
+    rows = evaluation_prompts(cfg.prompts_per_split, cfg.seed)
+
+    def generate(prompts: list[str], seeds: list[int]) -> np.ndarray:
+        tokens = prompt_tokens(nlp, prompts, ctx.profile.embed.token_form)
+        ids, lengths, _ = encode_tokens(tokens, model.vocab, ctx.profile.embed.max_len)
+        out = [model.generate(ids[i:i + 64], lengths[i:i + 64], seeds[i:i + 64]) for i in range(0, len(ids), 64)]
+        return np.concatenate(out)
+
+    clips = generate([r["prompt"] for r in rows], [r["seed"] for r in rows])
+    metrics: dict[str, Any] = ev.evaluate_clips(clips, rows)
+    pairs = rows[: cfg.variety_pairs]
+    again = generate([r["prompt"] for r in pairs], [r["seed"] + 1 for r in pairs])
+    metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
+    if frames_ref is not None and ingest_ref is not None:
+        metrics["frechet"] = frechet_against_real(ctx, clips, rows, frames_ref, ingest_ref)
+    metrics["prompts"] = len(rows)
+    metrics["checkpoint"] = checkpoint.name
+    return metrics
+
+
+def frechet_against_real(ctx: Context, fake: np.ndarray, rows: list[dict[str, Any]],
+                         frames_ref: ArtifactRef, ingest_ref: ArtifactRef) -> float:
+    """Frechet distance between real test-split clips and the generated held-out clips, on
+    the features of a small classifier trained on the real corpus."""
+    from t2v_core import evaluate as ev
+
+    clips, clip_row = load_clips(frames_ref)
+    corpus = _read(ingest_ref, "corpus.parquet").to_pandas().drop_duplicates("video_sha256")
+    corpus = corpus[corpus["video_sha256"].isin(clip_row.keys())]
+    attrs = ["colour", "shape", "size", "direction"]
+    real = clips[corpus["video_sha256"].map(clip_row).to_numpy()]
+    labels = {a: corpus[a].astype("category").cat.codes.to_numpy() for a in attrs}
+    net = ev.train_feature_net(real, labels, steps=200, seed=ctx.profile.evaluate.seed)
+    test_real = real[(corpus["split"] == "test").to_numpy()]
+    test_fake = fake[np.array([r["split"] == "test" for r in rows])]
+    if len(test_real) < 2 or len(test_fake) < 2:
+        return float("nan")
+    return float(ev.frechet_distance(ev.video_features(net, test_real), ev.video_features(net, test_fake)))
+
+
+# ---------------------------------------------------------------------------- whole pipeline
+
+# What each stage reads. frames needs only ingest, so it runs beside the text stages.
+DEPENDS = {
+    "synth": (),
+    "ingest": ("synth",),
+    "tokenize": ("ingest",),
+    "annotate": ("tokenize",),
+    "embed": ("tokenize", "annotate"),
+    "frames": ("ingest",),
+    "train": ("ingest", "embed", "frames"),
+    "render": ("train",),
+    "evaluate": ("train", "frames", "ingest"),
+}
+
+
+def closure(stages: Sequence[str]) -> list[str]:
+    """The stages needed to produce ``stages``, in a runnable order."""
+    need: set[str] = set()
+
+    def visit(s: str) -> None:
+        if s not in DEPENDS:
+            raise ValueError(f"unknown stage {s!r}; stages: {', '.join(STAGES)}")
+        if s not in need:
+            need.add(s)
+            for d in DEPENDS[s]:
+                visit(d)
+
+    for s in stages:
+        visit(s)
+    return [s for s in STAGES if s in need]
+
+
+def run_pipeline(profile: Profile, workspace: str | Path, stages: Sequence[str] = STAGES,
+                 progress: Progress | None = None) -> dict[str, ArtifactRef]:
+    """Run ``stages`` and what they need, in this process and sequentially (no Prefect).
+
+    The Prefect flows run the same stage functions through tasks and map the shards
+    concurrently; this is the plain version for benchmarks and library use."""
+    ctx = Context(profile, ArtifactStore(workspace), progress)
+    refs: dict[str, Any] = {}
+    tok_shards: list[ArtifactRef] = []
+    for stage in closure(stages):
+        if stage == "synth":
+            refs["synth"] = None if profile.ingest.manifest else synth(ctx)
+        elif stage == "ingest":
+            refs["ingest"] = ingest(ctx, refs["synth"])
+        elif stage == "tokenize":
+            tok_shards = [tokenize_shard(ctx, s) for s in plan_text_shards(ctx, refs["ingest"])]
+            refs["tokenize"] = combine_tokenize(ctx, tok_shards)
+        elif stage == "annotate":
+            refs["annotate"] = combine_annotate(ctx, [annotate_shard(ctx, t) for t in tok_shards])
+        elif stage == "embed":
+            refs["embed"] = embed(ctx, refs["tokenize"], refs["annotate"])
+        elif stage == "frames":
+            shards = plan_frame_shards(ctx, refs["ingest"])
+            refs["frames"] = combine_frames(ctx, [frames_shard(ctx, s) for s in shards])
+        elif stage == "train":
+            refs["train"] = train(ctx, refs["ingest"], refs["embed"], refs["frames"])
+        elif stage == "render":
+            refs["render"] = render(ctx, refs["train"])
+        elif stage == "evaluate":
+            refs["evaluate"] = evaluate(ctx, refs["train"], refs["frames"], refs["ingest"])
+    return {k: v for k, v in refs.items() if v is not None}

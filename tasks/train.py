@@ -1,0 +1,13 @@
+from prefect import task
+
+from t2v_core import pipeline
+from t2v_core.config import Profile
+from t2v_core.store import ArtifactRef
+from tasks._common import context, finish
+
+
+@task(name="train")
+def train_task(profile: Profile, workspace: str, ingest: ArtifactRef, embed: ArtifactRef,
+               frames: ArtifactRef):
+    """Train the GAN; a rerun resumes from the newest checkpoint in the artifact folder."""
+    return finish(pipeline.train(context(profile, workspace), ingest, embed, frames))
