@@ -145,6 +145,19 @@ def corpus_synth(
 
 
 @app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="address to bind; see the README before leaving 127.0.0.1")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Prefect server port")] = 4200,
+    database_url: Annotated[str, typer.Option(envvar="T2V_DATABASE_URL", help="PostgreSQL URL (default: SQLite)")] = "",
+    workspace: WorkspaceOpt = "",
+) -> None:
+    """Start a local Prefect server, serve the deployments, print the UI address."""
+    from flows.dashboard import main
+
+    main(host=host, port=port, database_url=database_url, workspace=workspace)
+
+
+@app.command()
 def stages() -> None:
     """List the stages and what each needs."""
     from t2v_core.pipeline import DEPENDS
