@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 from t2v_core.config import SynthConfig
 from t2v_core.corpus import synthetic as syn
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return np.stack(frames)
+from t2v_core.video import read_video
 
 
 def test_constants_and_held_out_compositions():
@@ -125,7 +112,7 @@ def test_write_corpus_manifest_balance_and_determinism(tmp_path):
     again = syn.write_corpus(cfg, tmp_path / "b")
     assert manifest.read_bytes() == again.read_bytes()
     first = df["video_path"].iloc[0]
-    assert np.array_equal(read_rgb(tmp_path / "a" / first), read_rgb(tmp_path / "b" / first))
+    assert np.array_equal(read_video(tmp_path / "a" / first), read_video(tmp_path / "b" / first))
 
 
 @pytest.mark.parametrize("container", ["webm", "mp4", "avi"])
@@ -133,7 +120,7 @@ def test_written_videos_read_back_with_opencv(tmp_path, container):
     cfg = SynthConfig(n_videos=3, height=32, width=32, frames=8, container=container, seed=1)
     df = pd.read_csv(syn.write_corpus(cfg, tmp_path))
     assert df["video_path"].str.endswith("." + container).all()
-    clip = read_rgb(tmp_path / df["video_path"].iloc[0])
+    clip = read_video(tmp_path / df["video_path"].iloc[0])
     assert clip.shape == (8, 32, 32, 3)
     assert clip.max() > 200  # the shape survived the codec
 

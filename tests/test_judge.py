@@ -1,0 +1,106 @@
+"""The image-analysis judge, on real corpus videos decoded from their files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from t2v_core.config import SynthConfig
+from t2v_core.corpus import synthetic as syn
+from t2v_core.judge import Judgement, judge_clip, judge_many, nearest_colour
+from t2v_core.video import read_video
+
+ATTRS = ("colour", "shape", "size", "direction")
+
+
+def agreement(tmp_path, cfg: SynthConfig) -> tuple[dict[str, float], list[Judgement]]:
+    manifest = syn.write_corpus(cfg, tmp_path)
+    df = pd.read_csv(manifest)
+    judged = judge_many(read_video(tmp_path / p) for p in df["video_path"])
+    agree = {a: float(np.mean([getattr(j, a) == v for j, v in zip(judged, df[a], strict=True)])) for a in ATTRS}
+    return agree, judged
+
+
+def test_judge_agrees_with_ground_truth_on_decoded_webm_32px(tmp_path):
+    # 168 = one video per combination, decoded from VP8 WebM files as the pipeline does
+    agree, judged = agreement(tmp_path, SynthConfig(n_videos=168, height=32, width=32, frames=8, seed=11))
+    assert all(v >= 0.99 for v in agree.values()), agree
+    assert np.mean([j.coherent for j in judged]) >= 0.99
+    smooth = np.array([j.smoothness for j in judged])
+    assert np.nanmedian(smooth) < 0.1  # constant speed survives the codec
+
+
+@pytest.mark.slow
+def test_judge_agrees_with_ground_truth_on_decoded_webm_64px(tmp_path):
+    agree, _ = agreement(tmp_path, SynthConfig(n_videos=168, height=64, width=64, frames=16, seed=12))
+    assert all(v >= 0.99 for v in agree.values()), agree
+
+
+def test_judge_is_sensible_on_the_16px_test_profile(tmp_path):
+    # accuracy is not a requirement at 16x16x4, but colour, size and direction stay readable
+    agree, judged = agreement(tmp_path, SynthConfig(n_videos=84, height=16, width=16, frames=4, seed=13))
+    assert agree["colour"] >= 0.95 and agree["size"] >= 0.9 and agree["direction"] >= 0.95, agree
+    assert agree["shape"] > 0.5  # well above the 1/3 of guessing
+    assert all(j.n_frames_with_object == 4 for j in judged)
+
+
+def test_judge_reads_raw_rendered_clips_exactly():
+    rng = np.random.default_rng(0)
+    for colour in syn.COLOURS:
+        for shape in syn.SHAPES:
+            clip = syn.render_clip(colour, shape, "large", "down", height=32, width=32, frames=8, rng=rng)
+            j = judge_clip(clip)
+            assert (j.colour, j.shape, j.size, j.direction) == (colour, shape, "large", "down")
+            assert j.coherent and j.smoothness < 0.05
+            assert j.centroids.shape == (8, 2) and np.all(np.diff(j.centroids[:, 1]) > 0)
+
+
+def test_blank_clip_has_no_attributes():
+    j = judge_clip(np.zeros((8, 32, 32, 3), np.uint8))
+    assert (j.colour, j.shape, j.size, j.direction) == (None, None, None, None)
+    assert j.n_frames_with_object == 0 and not j.coherent
+    assert np.isnan(j.smoothness) and np.isnan(j.centroids).all()
+
+
+def test_two_objects_are_not_coherent():
+    rng = np.random.default_rng(1)
+    # two 32x14 clips side by side with a 4 px black gap, so the shapes never touch
+    a = syn.render_clip("red", "square", "large", "up", height=32, width=14, frames=8, rng=rng)
+    b = syn.render_clip("blue", "circle", "large", "down", height=32, width=14, frames=8, rng=rng)
+    both = np.concatenate([a, np.zeros((8, 32, 4, 3), np.uint8), b], axis=2)
+    assert judge_clip(a).coherent and judge_clip(b).coherent
+    j = judge_clip(both)
+    assert j.objects_per_frame == [2] * 8
+    assert not j.coherent
+
+
+def test_object_that_changes_colour_is_not_coherent():
+    rng = np.random.default_rng(2)
+    clip = syn.render_clip("green", "circle", "large", "up", height=32, width=32, frames=8, rng=rng)
+    clip[4:] = clip[4:][..., [2, 0, 1]]  # green -> blue halfway through
+    j = judge_clip(clip)
+    assert j.frame_colours[:4] == ["green"] * 4 and j.frame_colours[4:] == ["blue"] * 4
+    assert not j.coherent
+
+
+def test_jerky_motion_scores_worse_smoothness():
+    rng = np.random.default_rng(3)
+    clip = syn.render_clip("white", "square", "small", "right", height=32, width=32, frames=8, rng=rng)
+    jerky = clip[[0, 1, 1, 1, 4, 5, 7, 7]]
+    assert judge_clip(jerky).smoothness > judge_clip(clip).smoothness + 0.3
+
+
+def test_nearest_colour_ignores_brightness_and_codec_bleed():
+    assert nearest_colour(np.array([120, 0, 0])) == "red"
+    assert nearest_colour(np.array([97, 193, 195])) == "cyan"  # a decoded VP8 edge pixel
+    assert nearest_colour(np.array([230, 240, 235])) == "white"
+    with pytest.raises(ValueError):
+        nearest_colour(np.zeros(3))
+
+
+def test_judge_rejects_wrong_input():
+    with pytest.raises(ValueError, match="uint8"):
+        judge_clip(np.zeros((8, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        judge_clip(np.zeros((32, 32, 3), np.uint8))
