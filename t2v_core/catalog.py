@@ -111,7 +111,7 @@ def _txt_records(path: Path) -> Iterator[Record]:
         for lineno, line in enumerate(fh, start=1):
             text = line.strip()
             if text:
-                yield f"line {lineno}", {"prompt": text}, ""
+                yield f"line {lineno}", {"prompt": text}, "invalid UTF-8" if _has_bad_bytes(text) else ""
 
 
 def _jsonl_records(path: Path) -> Iterator[Record]:
@@ -152,12 +152,12 @@ def _csv_records(path: Path) -> Iterator[Record]:
             if not any(v.strip() for v in values):
                 continue  # a blank line, or a line of empty cells
             where = f"line {start}"
+            fields = {k: v for k, v in zip(header, values) if k}
             if len(values) > len(header):
                 # Usually an unquoted comma inside the prompt: rejecting beats guessing
                 # which part was meant.
-                yield where, {}, f"{len(values)} fields but the header has {len(header)} (quote prompts that contain commas)"
+                yield where, fields, f"{len(values)} fields but the header has {len(header)} (quote prompts that contain commas)"
                 continue
-            fields = {k: v for k, v in zip(header, values) if k}
             if any(_has_bad_bytes(v) for v in values):
                 yield where, fields, "invalid UTF-8"
                 continue
