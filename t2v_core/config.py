@@ -66,6 +66,8 @@ class EmbedConfig:
     workers: int = 2
     sg: int = 1  # 1 = skip-gram, 0 = CBOW
     glove_path: str = ""  # GloVe-format text file; word2vec fills the words it lacks
+    vectors: str = "auto"  # auto (word2vec, or both if glove_path) | word2vec | glove | both
+    w2v_mode: str = "corpus_file"  # corpus_file | iterable: how word2vec reads the corpus from disk
     sentence_method: str = "sif"  # mean | sif
     sif_a: float = 1e-3
     max_len: int = 16  # token-id sequences are padded / truncated to this
