@@ -491,7 +491,7 @@ def _init_worker() -> None:
 
 def _results(paths: Sequence[str], cfg: FramesConfig) -> Iterator[tuple[np.ndarray | None, dict[str, Any]]]:
     """extract_clip over ``paths``, in input order, in-process or in a worker pool."""
-    workers = min(max(1, cfg.workers), len(paths))
+    workers = max(1, min(cfg.workers, len(paths)))
     jobs: Iterable[tuple[str, FramesConfig]] = [(p, cfg) for p in paths]
     if workers == 1:
         yield from map(_extract_task, jobs)
@@ -516,6 +516,7 @@ def extract_shard(
     this process); the output does not depend on the number of workers."""
     check_config(cfg)
     out_npy = Path(out_npy)
+    out_npy.parent.mkdir(parents=True, exist_ok=True)
     n = len(videos)
     shape = (cfg.frames, cfg.height, cfg.width, 3)
     staging = out_npy.with_name(f".{out_npy.name}.tmp-staging-{os.getpid()}.npy")
