@@ -318,7 +318,7 @@ def write_gallery(out_dir: Path, page_size: int, catalog_name: str = "") -> list
     if problem_chunk:
         pages.append(_write_problem_page(out_dir, len(pages) + 1, n_problem_pages, problem_chunk))
 
-    summary = (f"{ok_count} videos; {problem_count} rejected or failed samples"
+    summary = (f"{ok_count} videos · {problem_count} rejected or failed"
                + (f" from <code>{html.escape(catalog_name)}</code>" if catalog_name else ""))
     problems_html = _problems_section(first_problems, problem_count, n_problem_pages)
     cards: list[str] = []
