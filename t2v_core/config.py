@@ -106,6 +106,7 @@ class ModelConfig:
     hidden: int = 256  # generator recurrent state width
     attention: bool = True  # False = the ablation: every frame sees only the sentence vector
     attn_heads: int = 4  # heads of the per-frame attention over token states
+    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | frame
     g_channels: int = 64
     d_channels: int = 64
 

@@ -1,0 +1,156 @@
+"""The networks: shapes at module boundaries, attention, the discriminator's text path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from t2v_core.config import ModelConfig
+from t2v_core.model import Discriminator, Generator, TextEncoder, TokenAttention, d_loss, g_loss, r1_penalty
+
+CFG = ModelConfig(frames=4, height=16, width=16, word_dim=8, vocab_size=12, text_dim=16,
+                  z_dim=8, hidden=16, attn_heads=2, g_channels=4, d_channels=4)
+
+
+def _batch(b: int = 3, L: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, CFG.vocab_size, (b, L), generator=g)
+    lengths = torch.tensor([L, 4, 1][:b])
+    for i, n in enumerate(lengths):
+        ids[i, n:] = 0
+    return ids, lengths
+
+
+def test_text_encoder_shapes_and_padding_is_ignored():
+    torch.manual_seed(0)
+    enc = TextEncoder(CFG)
+    ids, lengths = _batch()
+    v, mask, s = enc(ids, lengths)
+    assert v.shape == (3, 6, 16) and s.shape == (3, 16) and mask.shape == (3, 6)
+    assert mask.sum(1).tolist() == lengths.tolist()
+    # Changing what sits in the padding must not change the encoding of a caption.
+    noisy = ids.clone()
+    noisy[1, 4:] = 5
+    _, _, s2 = enc(noisy, lengths)
+    assert torch.allclose(s[1], s2[1])
+
+
+def test_text_encoder_rejects_vectors_of_the_wrong_shape():
+    enc = TextEncoder(CFG)
+    with pytest.raises(ValueError, match="word_dim"):
+        enc.load_vectors(np.zeros((CFG.vocab_size, CFG.word_dim + 1), np.float32))
+    vecs = np.random.default_rng(0).standard_normal((CFG.vocab_size, CFG.word_dim)).astype(np.float32)
+    enc.load_vectors(vecs)
+    assert np.allclose(enc.embed.weight.detach().numpy(), vecs)
+    assert not enc.embed.weight.requires_grad  # frozen unless finetune_words
+
+
+def test_attention_weights_sum_to_one_over_real_tokens():
+    torch.manual_seed(0)
+    attn = TokenAttention(query_dim=10, value_dim=16, dim=16, heads=4)
+    v = torch.randn(3, 6, 16)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], dtype=torch.bool)
+    ctx, w = attn(torch.randn(3, 10), v, mask)
+    assert ctx.shape == (3, 16) and w.shape == (3, 4, 6)
+    assert torch.allclose(w.sum(-1), torch.ones(3, 4), atol=1e-6)
+    assert (w[~mask[:, None, :].expand_as(w)] == 0).all()
+    assert torch.allclose(w[2, :, 0], torch.ones(4))  # one token: all weight on it
+
+
+def test_generator_shapes_and_attention_switch():
+    torch.manual_seed(0)
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    video, w = Generator(CFG)(ids, lengths, z)
+    assert video.shape == (3, 4, 3, 16, 16)
+    assert video.min() >= -1 and video.max() <= 1
+    assert w.shape == (3, 4, 2, 6)  # (B, T, heads, L)
+    assert torch.allclose(w.sum(-1), torch.ones(3, 4, 2), atol=1e-6)
+    off = Generator(dataclasses.replace(CFG, attention=False))
+    video_off, w_off = off(ids, lengths, z)
+    assert video_off.shape == video.shape and w_off is None
+    assert off.attn is None and not any(n.startswith("attn.") for n, _ in off.named_parameters())
+
+
+def test_generator_output_depends_on_text_and_on_z():
+    torch.manual_seed(0)
+    gen = Generator(CFG).eval()
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    with torch.no_grad():
+        base, _ = gen(ids, lengths, z)
+        other_z, _ = gen(ids, lengths, torch.randn(3, CFG.z_dim))
+        other_text, _ = gen(ids.flip(0), lengths.flip(0), z)
+    assert (base - other_z).abs().mean() > 1e-4
+    assert (base - other_text).abs().mean() > 1e-4
+
+
+def test_frame_size_must_be_a_square_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(dataclasses.replace(CFG, height=24, width=24))
+
+
+def test_discriminator_scores_and_text_conditioning():
+    torch.manual_seed(0)
+    disc = Discriminator(CFG)
+    ids, lengths = _batch()
+    video = torch.rand(3, 4, 3, 16, 16) * 2 - 1
+    v_logit, f_logit = disc(video, ids, lengths)
+    assert v_logit.shape == (3,) and f_logit.shape == (3, 4)
+    # The mismatch path: the same videos with other captions get other scores, so the
+    # matching-aware loss has something to train.
+    v_wrong, f_wrong = disc(video, ids.flip(0), lengths.flip(0))
+    assert not torch.allclose(v_logit, v_wrong)
+    assert not torch.allclose(f_logit, f_wrong)
+    with pytest.raises(AssertionError):
+        disc(video[:, :3], ids, lengths)  # wrong number of frames
+
+
+def test_discriminator_learns_to_reject_mismatched_captions():
+    """A few steps of the matching-aware loss on fixed videos make D score (video, right
+    caption) above (video, wrong caption): the mismatch path carries a gradient."""
+    torch.manual_seed(0)
+    disc = Discriminator(CFG)
+    ids, lengths = _batch()
+    video = torch.rand(3, 4, 3, 16, 16) * 2 - 1
+    fake = torch.rand(3, 4, 3, 16, 16) * 2 - 1
+    wrong_ids, wrong_lengths = ids.roll(1, 0), lengths.roll(1, 0)
+    opt = torch.optim.Adam(disc.parameters(), lr=2e-3)
+    for _ in range(30):
+        rv, _ = disc(video, ids, lengths)
+        fv, _ = disc(fake, ids, lengths)
+        mv, _ = disc(video, wrong_ids, wrong_lengths)
+        loss = d_loss(rv, fv, mv, "bce")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        right, _ = disc(video, ids, lengths)
+        wrong, _ = disc(video, wrong_ids, wrong_lengths)
+    assert (right > wrong).all()
+
+
+@pytest.mark.parametrize("kind", ["bce", "hinge"])
+def test_losses_prefer_the_right_answer(kind):
+    good = d_loss(torch.full((4,), 3.0), torch.full((4,), -3.0), torch.full((4,), -3.0), kind)
+    bad = d_loss(torch.full((4,), -3.0), torch.full((4,), 3.0), torch.full((4,), 3.0), kind)
+    assert good < bad
+    assert g_loss(torch.full((4,), 3.0), kind) < g_loss(torch.full((4,), -3.0), kind)
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        g_loss(torch.zeros(2), "wgan")
+
+
+def test_bce_is_the_minimax_objective():
+    real, fake = torch.tensor([0.3, -1.2]), torch.tensor([0.5, 2.0])
+    expected = -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
+    assert torch.allclose(d_loss(real, fake, None, "bce"), expected, atol=1e-6)
+    assert torch.allclose(g_loss(fake, "bce"), -torch.log(torch.sigmoid(fake)).mean(), atol=1e-6)
+
+
+def test_r1_penalty_is_the_squared_gradient_norm():
+    x = torch.randn(2, 5, requires_grad=True)
+    logits = (x * 3).sum(1)
+    assert torch.allclose(r1_penalty(logits, x), torch.tensor(45.0))

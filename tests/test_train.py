@@ -1,0 +1,169 @@
+"""The training loop on a tiny seeded Moving Shapes problem: it learns something, writes its
+run folder, refuses bad data, and resumes to exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from t2v_core.config import ModelConfig, TrainConfig
+from t2v_core.corpus.synthetic import caption_for, render_clip
+from t2v_core.generate import list_checkpoints, load_checkpoint, newest_checkpoint
+from t2v_core.train import TrainData, train
+
+COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"),
+          ("green", "square", "small", "down"), ("white", "circle", "large", "right")]
+MODEL = ModelConfig(frames=4, height=16, width=16, word_dim=8, text_dim=16, z_dim=8,
+                    hidden=16, attn_heads=2, g_channels=4, d_channels=4)
+TRAIN = TrainConfig(steps=4, batch_size=4, ckpt_every=2, eval_every=2, threads=1, seed=3)
+
+
+def tiny_data(n_clips: int = 8) -> TrainData:
+    """Real synthetic clips and captions; word vectors are seeded random (the embed stage's
+    own tests cover word2vec), with a whitespace vocabulary."""
+    clips, captions = [], []
+    for i in range(n_clips):
+        rng = np.random.default_rng(i)
+        combo = COMBOS[i % len(COMBOS)]
+        clips.append(render_clip(*combo, height=16, width=16, frames=4, rng=rng))
+        captions.append(caption_for(*combo, rng).lower().replace(",", "").rstrip(".").split())
+    vocab = ["<pad>", "<unk>"] + sorted({w for c in captions for w in c})
+    index = {w: i for i, w in enumerate(vocab)}
+    L = max(len(c) for c in captions)
+    ids = np.zeros((n_clips, L), np.int32)
+    for i, c in enumerate(captions):
+        ids[i, : len(c)] = [index[w] for w in c]
+    vectors = np.random.default_rng(0).standard_normal((len(vocab), 8)).astype(np.float32)
+    return TrainData(
+        clips=np.stack(clips), caption_clip=np.arange(n_clips, dtype=np.int64), token_ids=ids,
+        lengths=np.array([len(c) for c in captions], np.int32), embeddings=vectors,
+        vocab=vocab, data_id="tiny-test",
+    )
+
+
+def _state(path: Path) -> dict:
+    return load_checkpoint(path)
+
+
+def test_training_changes_weights_and_writes_the_run_folder(tmp_path):
+    data = tiny_data()
+    seen: list[tuple[int, int]] = []
+    evals: list[int] = []
+
+    def eval_fn(model):
+        evals.append(1)
+        videos = model.generate(data.token_ids[:2], data.lengths[:2], [0, 1])
+        return {"mean_pixel": float(videos.mean())}
+
+    summary = train(data, MODEL, TRAIN, tmp_path, progress=lambda s, t, _l: seen.append((s, t)),
+                    eval_fn=eval_fn)
+    assert summary["steps"] == 4 and summary["resumed_from"] == 0
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert len(evals) == 2
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-000002.pt", "ckpt-000004.pt"]
+    for name in ("metrics.parquet", "loss.png", "config.json", "samples-000002.png", "samples-000004.png"):
+        assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert metrics["step"].tolist() == [1, 2, 3, 4]
+    assert np.isfinite(metrics[["loss_d", "loss_g"]].to_numpy()).all()
+    assert metrics["eval_mean_pixel"].notna().tolist() == [False, True, False, True]
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["vocab_size"] == len(data.vocab)
+
+    first, last = _state(tmp_path / "ckpt-000002.pt"), _state(tmp_path / "ckpt-000004.pt")
+    for net in ("generator", "discriminator"):
+        moved = [not torch.equal(first[net][k], last[net][k]) for k in last[net]
+                 if last[net][k].is_floating_point() and "embed.weight" not in k]
+        assert any(moved), f"{net} did not change"
+    # Frozen word vectors stay exactly what the embed stage gave.
+    assert np.array_equal(last["generator"]["text.embed.weight"].numpy(), data.embeddings)
+    assert last["data_id"] == "tiny-test" and last["step"] == 4 and last["vocab"] == data.vocab
+
+
+def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
+    train(tiny_data(), MODEL, TRAIN, tmp_path)
+    ckpt = torch.load(newest_checkpoint(tmp_path), weights_only=True)
+    assert {"generator", "discriminator", "generator_ema", "opt_g", "opt_d", "step",
+            "model_config", "train_config", "vocab", "data_id"} <= set(ckpt)
+    assert ckpt["model_config"] == dataclasses.asdict(dataclasses.replace(MODEL, vocab_size=len(ckpt["vocab"])))
+    assert ckpt["train_config"]["beta1"] == TRAIN.beta1
+
+
+def test_resumed_training_reaches_the_same_weights(tmp_path):
+    """4 steps straight == 2 steps, a 'kill', then a rerun that resumes at step 2 (CPU, seed)."""
+    data = tiny_data()
+    straight = tmp_path / "straight"
+    train(data, MODEL, TRAIN, straight)
+
+    resumed = tmp_path / "resumed"
+    train(data, MODEL, dataclasses.replace(TRAIN, steps=2), resumed)
+    summary = train(data, MODEL, TRAIN, resumed)
+    assert summary["resumed_from"] == 2 and summary["steps"] == 4
+
+    a, b = _state(straight / "ckpt-000004.pt"), _state(resumed / "ckpt-000004.pt")
+    for net in ("generator", "discriminator", "generator_ema"):
+        assert a[net].keys() == b[net].keys()
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after resume"
+    for opt in ("opt_g", "opt_d"):
+        for pid, st in a[opt]["state"].items():
+            assert torch.equal(st["exp_avg"], b[opt]["state"][pid]["exp_avg"])
+    metrics = pd.read_parquet(resumed / "metrics.parquet")
+    assert metrics["step"].tolist() == [1, 2, 3, 4]  # one row per step, none doubled
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(tmp_path):
+    data = tiny_data()
+    train(data, MODEL, TRAIN, tmp_path)
+    (tmp_path / "ckpt-000004.pt").write_bytes(b"torn")
+    summary = train(data, MODEL, TRAIN, tmp_path)
+    assert summary["resumed_from"] == 2 and summary["steps"] == 4
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    data = tiny_data()
+    train(data, MODEL, TRAIN, tmp_path)
+    summary = train(data, MODEL, TRAIN, tmp_path)
+    assert summary["resumed_from"] == 4 and summary["steps"] == 4
+    assert summary["checkpoint"].endswith("ckpt-000004.pt")
+
+
+def test_resume_refuses_checkpoints_of_other_data(tmp_path):
+    data = tiny_data()
+    train(data, MODEL, dataclasses.replace(TRAIN, steps=2), tmp_path)
+    with pytest.raises(ValueError, match="trained on data"):
+        train(dataclasses.replace(data, data_id="other"), MODEL, TRAIN, tmp_path)
+
+
+def test_bad_data_gets_clear_errors(tmp_path):
+    data = tiny_data()
+    with pytest.raises(ValueError, match="word_dim"):
+        train(data, dataclasses.replace(MODEL, word_dim=9), TRAIN, tmp_path)
+    with pytest.raises(ValueError, match=r"\(T, H, W\)"):
+        train(data, dataclasses.replace(MODEL, frames=8), TRAIN, tmp_path)
+    with pytest.raises(ValueError, match="index the"):
+        train(dataclasses.replace(data, caption_clip=data.caption_clip + 5), MODEL, TRAIN, tmp_path)
+    with pytest.raises(ValueError, match="vocab_size"):
+        train(data, dataclasses.replace(MODEL, vocab_size=3), TRAIN, tmp_path)
+    assert not list_checkpoints(tmp_path)
+
+
+@pytest.mark.parametrize("loss", ["hinge"])
+def test_hinge_r1_and_no_ema_settings_train(tmp_path, loss):
+    cfg = dataclasses.replace(TRAIN, loss=loss, r1_gamma=1.0, ema_decay=0.0, steps=2)
+    summary = train(tiny_data(), MODEL, cfg, tmp_path)
+    assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_d"])
+    assert load_checkpoint(newest_checkpoint(tmp_path))["generator_ema"] is None
+
+
+def test_wall_clock_budget_stops_and_checkpoints(tmp_path):
+    cfg = dataclasses.replace(TRAIN, steps=1000, max_minutes=1e-9)
+    summary = train(tiny_data(), MODEL, cfg, tmp_path)
+    assert summary["stopped_early"] and summary["steps"] == 1
+    assert newest_checkpoint(tmp_path).name == "ckpt-000001.pt"
