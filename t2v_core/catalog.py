@@ -28,7 +28,7 @@ from typing import Any
 
 SUFFIXES = (".csv", ".jsonl", ".txt")
 KNOWN_KEYS = ("id", "prompt", "seed", "samples")
-MAX_SEED = 2**63 - 1  # seeds are stored as int64 in renders.parquet
+MAX_SEED = 2**62  # renders.parquet stores seed + sample as int64: leave headroom
 ID_CHARS = 48  # the sanitised id kept in file names; the hash keeps them unique
 HASH_CHARS = 12  # 48 bits: collisions among a million rows have odds of about 1 in 500,000
 
@@ -66,7 +66,7 @@ def read_catalog(
     if default_samples < 1:
         raise ValueError(f"default_samples must be at least 1, got {default_samples}")
     if not 0 <= default_seed <= MAX_SEED:
-        raise ValueError(f"default_seed must be in [0, 2**63), got {default_seed}")
+        raise ValueError(f"default_seed must be in [0, {MAX_SEED}], got {default_seed}")
     records = {".csv": _csv_records, ".jsonl": _jsonl_records, ".txt": _txt_records}[suffix]
     # Ids must be unique: output names hash (id, prompt, sample), so a repeated id with the
     # same prompt would overwrite a video. Keeping the seen ids costs a few dozen bytes a row,

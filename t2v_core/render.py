@@ -91,7 +91,8 @@ def render_catalog(
                     pending += [_Item(row, k, row.seed + k) for k in range(row.samples)]
                 # Rejected rows wait in `pending` too, so the table stays in catalog order;
                 # counting them in the flush size keeps a long run of them from piling up.
-                if len(pending) >= cfg.batch_size:
+                # `while`, not `if`: a row may bring more samples than one batch holds.
+                while len(pending) >= cfg.batch_size:
                     _flush(pending[: cfg.batch_size], generate_fn, out_dir, cfg, table, tally)
                     pending = pending[cfg.batch_size:]
                     tally.report()

@@ -150,6 +150,39 @@ def test_batches_never_exceed_batch_size_and_samples_straddle_batches(tmp_path):
     assert (result["rows"], result["ok"], result["videos"]) == (3, 3, 7)
 
 
+def test_rows_with_more_samples_than_a_batch_do_not_pile_up(tmp_path, monkeypatch):
+    # 3 samples a row, batches of 2: generation must keep pace with reading (at most one
+    # row behind), or the backlog of waiting samples would grow with the catalog.
+    from t2v_core import catalog, render
+
+    read = [0]
+
+    def counting_reader(*args, **kwargs):  # the real reader, counting what it has yielded
+        for row in catalog.read_catalog(*args, **kwargs):
+            read[0] = row.row
+            yield row
+
+    lags = []
+
+    def gen(prompts, seeds):
+        lags.append(read[0] - int(max(p.split()[1] for p in prompts)))
+        return [square_clip(p, s) for p, s in zip(prompts, seeds)]
+
+    monkeypatch.setattr(render, "read_catalog", counting_reader)
+    cat = write_csv(tmp_path / "c.csv", [(f"r{i}", f"prompt {i:02d}", 0, 3) for i in range(1, 21)])
+    result = render_catalog(cat, tmp_path / "out", gen, RenderConfig(batch_size=2, formats=("gif",)))
+    assert result["videos"] == 60 and len(lags) == 30
+    assert max(lags) <= 1
+
+
+def test_largest_seed_plus_sample_fits_the_table(tmp_path):
+    cat = write_csv(tmp_path / "c.csv", [("a", "some prompt", 2**62, 3)])
+    out = tmp_path / "out"
+    result = render_catalog(cat, out, SquareGenerator(), RenderConfig(formats=("gif",)))
+    assert result["ok"] == 1
+    assert [r["seed"] for r in read_table(out)] == [2**62, 2**62 + 1, 2**62 + 2]
+
+
 # --------------------------------------------------------------------------- failures
 
 
