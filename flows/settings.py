@@ -57,6 +57,11 @@ def task_runner_for(profile: Profile) -> Any:
 
         if cfg.dask_address:
             return DaskTaskRunner(address=cfg.dask_address)
+        import dask
+
+        # The frames stage decodes with its own process pool; Dask's worker processes are
+        # daemonic by default, and daemonic processes may not start children.
+        dask.config.set({"distributed.worker.daemon": False})
         return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
     raise ValueError(f"unknown [runner] kind {cfg.kind!r}: threads | processes | dask")
