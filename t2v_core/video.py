@@ -212,8 +212,20 @@ def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
     if img.shape[:2] == (height, width):
         return img
     shrinking = img.shape[0] >= height and img.shape[1] >= width
-    # INTER_AREA averages the pixels it drops (no aliasing); linear is the better upscaler.
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    if not shrinking:
+        return cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)  # the better upscaler
+    # INTER_AREA averages the pixels it drops (no aliasing), but with a large non-integer
+    # factor (720 -> 64) it takes OpenCV's slow general path. A source at least 4x the target
+    # is first box-averaged by an integer factor f to about 2x the target (INTER_AREA's fast
+    # path for integer factors: the same averaging, a fraction of the cost), then finished
+    # with INTER_AREA. Up to f - 1 source pixels (less than one intermediate pixel) are
+    # trimmed from the edges, evenly, so the grid divides by f.
+    f = min(img.shape[0] // (2 * height), img.shape[1] // (2 * width))
+    if f >= 2:
+        h, w = img.shape[0] // f * f, img.shape[1] // f * f
+        y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+        img = cv2.resize(img[y0 : y0 + h, x0 : x0 + w], (w // f, h // f), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
 
 
 # ---------------------------------------------------------------------------- opening

@@ -108,6 +108,20 @@ def test_fit_frame_crop_keeps_the_centre_and_letterbox_keeps_everything():
     assert box[8, 0, 2] > 200 and box[8, -1, 0] > 200  # blue at the left edge, red at the right
 
 
+def test_large_downscale_stays_close_to_a_plain_area_resize():
+    # fit_frame box-averages a 720p frame by an integer factor before the final INTER_AREA
+    # (the cheap path); the result must stay within rounding of one INTER_AREA resize.
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), (0, 0), 2)
+    plain = cv2.cvtColor(cv2.resize(frame[:, 280:1000], (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    assert plain.std() > 3  # the noise survives the downscale, so the comparison means something
+    diff = np.abs(fit_frame(frame, 64, 64, "crop").astype(int) - plain)
+    assert diff.mean() < 1.0 and diff.max() <= 8
+    boxed = np.zeros_like(plain)
+    boxed[14:50] = cv2.cvtColor(cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    assert np.abs(fit_frame(frame, 64, 64, "letterbox").astype(int) - boxed).max() <= 2
+
+
 # ---------------------------------------------------------------------------- extract_clip
 
 
