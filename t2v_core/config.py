@@ -123,6 +123,7 @@ class TrainConfig:
     r1_gamma: float = 0.0  # 0 = off
     ema_decay: float = 0.999  # 0 = no EMA generator
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
+    diversity_weight: float = 0.0  # MSGAN mode-seeking term for G (same caption, two z); 0 = off
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
     max_minutes: float = 0.0  # 0 = no wall-clock budget
@@ -148,6 +149,7 @@ class RenderConfig:
 class EvaluateConfig:
     prompts_per_split: int = 100  # held-out prompts and as many seen ones
     variety_pairs: int = 50
+    feature_steps: int = 200  # Adam steps of the Frechet-distance feature classifier
     seed: int = 1234
 
 

@@ -31,7 +31,7 @@ from t2v_core.generate import (
     resolve_device,
     to_uint8,
 )
-from t2v_core.model import Discriminator, Generator, d_loss, g_loss, r1_penalty
+from t2v_core.model import Discriminator, Generator, d_loss, g_loss, mode_seeking, r1_penalty
 from t2v_core.store import atomic_path, atomic_write_text, write_parquet
 
 Progress = Callable[[int, int, dict], None]
@@ -186,6 +186,13 @@ class _Run:
         real, ids, lens = b["video"].to(dev), b["ids"].to(dev), b["lengths"]
         wrong_ids, wrong_lens = b["wrong_ids"].to(dev), b["wrong_lengths"]
         z = z.to(dev)
+        half = tcfg.batch_size // 2
+        diversity = tcfg.diversity_weight > 0 and half > 0
+        if diversity:
+            # Generated videos come in pairs: caption i with two different z, so the
+            # mode-seeking term can compare them.
+            ids = torch.cat([ids[:half], ids[:half], ids[2 * half:]])
+            lens = torch.cat([lens[:half], lens[:half], lens[2 * half:]])
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
         # D step: real+caption -> real; fake+caption and real+wrong caption -> fake.
@@ -209,6 +216,9 @@ class _Run:
         with amp:
             gv, gf = self.D(fake, ids, lens)
             loss_g = g_loss(gv, tcfg.loss) + g_loss(gf, tcfg.loss)
+            if diversity:
+                loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
+                    fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from t2v_core.config import ModelConfig
+from t2v_core.model.text_encoder import centre_vectors
 from t2v_core.model import Discriminator, Generator, TextEncoder, TokenAttention, d_loss, g_loss, r1_penalty
 
 CFG = ModelConfig(frames=4, height=16, width=16, word_dim=8, vocab_size=12, text_dim=16,
@@ -44,7 +45,12 @@ def test_text_encoder_rejects_vectors_of_the_wrong_shape():
         enc.load_vectors(np.zeros((CFG.vocab_size, CFG.word_dim + 1), np.float32))
     vecs = np.random.default_rng(0).standard_normal((CFG.vocab_size, CFG.word_dim)).astype(np.float32)
     enc.load_vectors(vecs)
-    assert np.allclose(enc.embed.weight.detach().numpy(), vecs)
+    loaded = enc.embed.weight.detach().numpy()
+    assert np.allclose(loaded, centre_vectors(vecs))
+    assert np.allclose(loaded[1:].mean(0), 0, atol=1e-5) and (loaded[0] == 0).all()
+    # Centring keeps the geometry: differences between words only change scale.
+    scale = np.linalg.norm(loaded[3] - loaded[2]) / np.linalg.norm(vecs[3] - vecs[2])
+    assert np.allclose(loaded[5] - loaded[4], scale * (vecs[5] - vecs[4]), atol=1e-5)
     assert not enc.embed.weight.requires_grad  # frozen unless finetune_words
 
 

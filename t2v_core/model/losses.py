@@ -54,3 +54,12 @@ def r1_penalty(real_logits: torch.Tensor, real_video: torch.Tensor) -> torch.Ten
     must have requires_grad set before D ran on it."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_video, create_graph=True)
     return grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+
+
+def mode_seeking(video_a: torch.Tensor, video_b: torch.Tensor, z_a: torch.Tensor,
+                 z_b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The mode-seeking term of MSGAN (Mao et al. 2019) for G: the same captions with two
+    noise vectors should give videos as far apart as the noise is. Without it a short
+    training run tends to learn one video per caption and ignore z."""
+    ratio = (video_a - video_b).abs().mean() / (z_a - z_b).abs().mean()
+    return 1.0 / (ratio + eps)

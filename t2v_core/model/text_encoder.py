@@ -10,6 +10,22 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from t2v_core.config import ModelConfig
 
 
+def centre_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Remove the vocabulary's mean vector and scale to unit variance; row 0 (<pad>) stays 0.
+
+    Skip-gram vectors share a large common direction (Mu & Viswanath, "All-but-the-top",
+    2018), and words used in the same slots are nearly parallel: on Moving Shapes captions
+    "red" and "green" have cosine ~0.9. Centring brings that to ~0.3 while keeping the
+    geometry, so the networks can tell the words apart from the first step.
+    """
+    x = np.asarray(vectors, dtype=np.float32).copy()
+    if len(x) > 2:
+        x[1:] -= x[1:].mean(axis=0, keepdims=True)
+        x[1:] /= max(float(x[1:].std()), 1e-6)
+    x[0] = 0.0
+    return x
+
+
 class TextEncoder(nn.Module):
     """A bidirectional GRU over the embed stage's word vectors.
 
@@ -33,13 +49,15 @@ class TextEncoder(nn.Module):
 
     @torch.no_grad()
     def load_vectors(self, vectors: np.ndarray) -> None:
-        """Copy the embed stage's (V, D) float32 matrix into the embedding table."""
+        """Copy the embed stage's (V, D) float32 matrix into the embedding table, centred
+        and scaled (see ``centre_vectors``)."""
         if vectors.shape != tuple(self.embed.weight.shape):
             raise ValueError(
                 f"word vectors {vectors.shape} do not match the model's "
                 f"(vocab_size, word_dim) = {tuple(self.embed.weight.shape)}"
             )
-        self.embed.weight.copy_(torch.from_numpy(np.asarray(vectors, dtype=np.float32)))
+        self.embed.weight.copy_(torch.from_numpy(centre_vectors(vectors)))
+
 
     def forward(
         self, ids: torch.Tensor, lengths: torch.Tensor
