@@ -51,31 +51,31 @@ def pipeline_flow(
 
     for stage in plan:
         if stage == "synth":
-            refs["synth"] = None if prof.ingest.manifest else synth_task(prof, ws)
+            refs["synth"] = None if prof.ingest.manifest else unwrap(synth_task(prof, ws))
         elif stage == "ingest":
-            refs["ingest"] = ingest_task(prof, ws, refs["synth"])
+            refs["ingest"] = unwrap(ingest_task(prof, ws, refs["synth"]))
         elif stage == "tokenize":
             specs = pipeline.plan_text_shards(pipeline.Context(prof, _store(ws)), refs["ingest"])
             tok_shards = _results(tokenize_shard_task.map(prof, ws, specs))
             done += tok_shards
-            refs["tokenize"] = combine_tokenize_task(prof, ws, tok_shards)
+            refs["tokenize"] = unwrap(combine_tokenize_task(prof, ws, tok_shards))
         elif stage == "annotate":
             ann = _results(annotate_shard_task.map(prof, ws, tok_shards))
             done += ann
-            refs["annotate"] = combine_annotate_task(prof, ws, ann)
+            refs["annotate"] = unwrap(combine_annotate_task(prof, ws, ann))
         elif stage == "embed":
-            refs["embed"] = embed_task(prof, ws, refs["tokenize"], refs["annotate"])
+            refs["embed"] = unwrap(embed_task(prof, ws, refs["tokenize"], refs["annotate"]))
         elif stage == "frames":
             specs = pipeline.plan_frame_shards(pipeline.Context(prof, _store(ws)), refs["ingest"])
             shards = _results(frames_shard_task.map(prof, ws, specs))
             done += shards
-            refs["frames"] = combine_frames_task(prof, ws, shards)
+            refs["frames"] = unwrap(combine_frames_task(prof, ws, shards))
         elif stage == "train":
-            refs["train"] = train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"])
+            refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"]))
         elif stage == "render":
-            refs["render"] = render_task(prof, ws, refs["train"], catalog)
+            refs["render"] = unwrap(render_task(prof, ws, refs["train"], catalog))
         elif stage == "evaluate":
-            refs["evaluate"] = evaluate_task(prof, ws, refs["train"], refs["frames"], refs["ingest"])
+            refs["evaluate"] = unwrap(evaluate_task(prof, ws, refs["train"], refs["frames"], refs["ingest"]))
 
     refs = {k: unwrap(v) for k, v in refs.items() if v is not None}
     done += refs.values()

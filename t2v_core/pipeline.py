@@ -545,7 +545,8 @@ def frechet_against_real(ctx: Context, fake: np.ndarray, rows: list[dict[str, An
     attrs = ["colour", "shape", "size", "direction"]
     real = clips[corpus["video_sha256"].map(clip_row).to_numpy()]
     labels = {a: corpus[a].astype("category").cat.codes.to_numpy() for a in attrs}
-    net = ev.train_feature_net(real, labels, steps=200, seed=ctx.profile.evaluate.seed)
+    net = ev.train_feature_net(real, labels, steps=ctx.profile.evaluate.feature_steps,
+                               seed=ctx.profile.evaluate.seed)
     test_real = real[(corpus["split"] == "test").to_numpy()]
     test_fake = fake[np.array([r["split"] == "test" for r in rows])]
     if len(test_real) < 2 or len(test_fake) < 2:
