@@ -182,16 +182,26 @@ def weighted_average(
 
 def first_component(x: np.ndarray) -> np.ndarray:
     """Unit first principal direction of the rows of x (uncentered, as in the SIF paper's
-    code), from the D x D Gram matrix so that N can be large."""
-    gram = x.T.astype(np.float64) @ x.astype(np.float64)
+    code), from the D x D Gram matrix, accumulated a chunk of rows at a time so that a
+    large N costs no float64 copy of x."""
+    gram = np.zeros((x.shape[1], x.shape[1]), dtype=np.float64)
+    for start in range(0, len(x), CHUNK):
+        part = x[start:start + CHUNK].astype(np.float64)
+        gram += part.T @ part
     _, vecs = np.linalg.eigh(gram)
     u = vecs[:, -1]
     # eigh's sign is arbitrary; fix it so the saved component is reproducible.
     return (u if u[np.argmax(np.abs(u))] >= 0 else -u).astype(np.float32)
 
 
-def remove_component(x: np.ndarray, u: np.ndarray) -> np.ndarray:
-    return (x - np.outer(x @ u, u)).astype(np.float32)
+def remove_component(x: np.ndarray, u: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """x minus its projection on the unit vector u, float32; ``inplace`` (x must be
+    float32) saves the second (N, D) array when N is large."""
+    out = x if inplace else np.array(x, dtype=np.float32)
+    for start in range(0, len(out), CHUNK):
+        part = out[start:start + CHUNK]
+        part -= np.outer(part @ u, u)  # a chunk at a time: no (N, D) temporary either
+    return out
 
 
 def sentence_vectors(
@@ -461,7 +471,7 @@ def _train(
     component = np.zeros(cfg.vector_size, dtype=np.float32)
     if cfg.sentence_method == "sif":
         component = first_component(sent)
-        sent = remove_component(sent, component)
+        remove_component(sent, component, inplace=True)
 
     write_parquet(
         pa.table({"caption_id": caption_ids, "row": np.arange(n, dtype=np.int32),
