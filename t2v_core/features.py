@@ -66,7 +66,8 @@ class FeatureNet(nn.Module):
         self.eval()
         out: dict[str, list[np.ndarray]] = {name: [] for name in self.heads}
         for i in range(0, len(clips), batch_size):
-            logits = self(torch.from_numpy(np.array(clips[i : i + batch_size]))  # a copy: memmaps are read-only)
+            # np.array copies: batches of a read-only memmap would make torch warn
+            logits = self(torch.from_numpy(np.array(clips[i : i + batch_size])))
             for name, value in logits.items():
                 out[name].append(value.argmax(dim=1).numpy())
         return {name: np.concatenate(v) for name, v in out.items()}
@@ -121,7 +122,7 @@ def video_features(net: FeatureNet, clips: np.ndarray, batch_size: int = 64) -> 
     _check_clips(clips)
     net.eval()
     parts = [
-        net.features(torch.from_numpy(np.array(clips[i : i + batch_size]))  # a copy: memmaps are read-only).double().numpy()
+        net.features(torch.from_numpy(np.array(clips[i : i + batch_size]))).double().numpy()  # copy: see predict
         for i in range(0, len(clips), batch_size)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, net.cfg.feature_dim))
