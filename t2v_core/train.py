@@ -188,24 +188,35 @@ class _Run:
         z = z.to(dev)
         half = tcfg.batch_size // 2
         diversity = tcfg.diversity_weight > 0 and half > 0
+        contrastive = tcfg.contrastive_weight > 0
+        gen_ids, gen_lens = ids, lens
+        unique = torch.arange(len(ids), device=dev)  # generated rows with distinct captions
         if diversity:
             # Generated videos come in pairs: caption i with two different z, so the
-            # mode-seeking term can compare them.
-            ids = torch.cat([ids[:half], ids[:half], ids[2 * half:]])
-            lens = torch.cat([lens[:half], lens[:half], lens[2 * half:]])
+            # mode-seeking term can compare them. Real videos keep their own captions.
+            gen_ids = torch.cat([ids[:half], ids[:half], ids[2 * half:]])
+            gen_lens = torch.cat([lens[:half], lens[:half], lens[2 * half:]])
+            unique = torch.cat([unique[:half], unique[2 * half:]])
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
         # D step: real+caption -> real; fake+caption and real+wrong caption -> fake.
         r1 = tcfg.r1_gamma > 0
         real.requires_grad_(r1)
+        ce = torch.nn.functional.cross_entropy
+        target = torch.arange(len(ids), device=dev)
         with amp:
-            fake, _ = self.G(ids, lens, z)
+            fake, _ = self.G(gen_ids, gen_lens, z)
             s = self.D.encode_text(ids, lens)
-            rv, rf = self.D(real, ids, lens, s=s)
-            fv, ff = self.D(fake.detach(), ids, lens, s=s)
-            mv, mf = self.D(real, wrong_ids, wrong_lens)
+            s_gen = self.D.encode_text(gen_ids, gen_lens) if diversity else s
+            s_wrong = self.D.encode_text(wrong_ids, wrong_lens)
+            real_feats = self.D.features(real)
+            rv, rf = self.D.score(real_feats, s)
+            fv, ff = self.D.score(self.D.features(fake.detach()), s_gen)
+            mv, mf = self.D.score(real_feats, s_wrong)  # the same real features, wrong text
             loss_d = (d_loss(rv, fv, mv, tcfg.loss, tcfg.mismatch_weight)
                       + d_loss(rf, ff, mf, tcfg.loss, tcfg.mismatch_weight))
+            if contrastive:
+                loss_d = loss_d + tcfg.contrastive_weight * ce(self.D.match(real_feats, s).float(), target)
         if r1:
             loss_d = loss_d + tcfg.r1_gamma / 2 * r1_penalty(rv.float() + rf.float().mean(1), real)
         self.opt_d.zero_grad(set_to_none=True)
@@ -214,8 +225,14 @@ class _Run:
 
         # G step (non-saturating for bce), against the updated D.
         with amp:
-            gv, gf = self.D(fake, ids, lens)
+            s_gen = self.D.encode_text(gen_ids, gen_lens).detach()
+            fake_feats = self.D.features(fake)
+            gv, gf = self.D.score(fake_feats, s_gen)
             loss_g = g_loss(gv, tcfg.loss) + g_loss(gf, tcfg.loss)
+            if contrastive:
+                rows = (fake_feats[0][unique], fake_feats[1][unique])
+                match = self.D.match(rows, s_gen[unique]).float()
+                loss_g = loss_g + tcfg.contrastive_weight * ce(match, target[: len(unique)])
             if diversity:
                 loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
                     fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])

@@ -115,6 +115,22 @@ def test_discriminator_scores_and_text_conditioning():
         disc(video[:, :3], ids, lengths)  # wrong number of frames
 
 
+def test_discriminator_match_matrix_and_feature_reuse():
+    torch.manual_seed(0)
+    disc = Discriminator(CFG).eval()  # eval: spectral norm's power iteration stays put
+    ids, lengths = _batch()
+    video = torch.rand(3, 4, 3, 16, 16) * 2 - 1
+    feats = disc.features(video)
+    s = disc.encode_text(ids, lengths)
+    assert feats[0].shape[0] == 3 and feats[1].shape[:2] == (3, 4)
+    match = disc.match(feats, s)
+    assert match.shape == (3, 3)
+    # Scoring cached features is the same as a full forward pass.
+    v1, f1 = disc.score(feats, s)
+    v2, f2 = disc(video, ids, lengths)
+    assert torch.allclose(v1, v2) and torch.allclose(f1, f2)
+
+
 def test_discriminator_learns_to_reject_mismatched_captions():
     """A few steps of the matching-aware loss on fixed videos make D score (video, right
     caption) above (video, wrong caption): the mismatch path carries a gradient."""

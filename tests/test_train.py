@@ -156,8 +156,9 @@ def test_bad_data_gets_clear_errors(tmp_path):
 
 
 @pytest.mark.parametrize("loss", ["hinge"])
-def test_hinge_r1_and_no_ema_settings_train(tmp_path, loss):
-    cfg = dataclasses.replace(TRAIN, loss=loss, r1_gamma=1.0, ema_decay=0.0, steps=2)
+def test_hinge_r1_contrastive_diversity_and_no_ema_settings_train(tmp_path, loss):
+    cfg = dataclasses.replace(TRAIN, loss=loss, r1_gamma=1.0, ema_decay=0.0, steps=2,
+                              contrastive_weight=1.0, diversity_weight=0.1)
     summary = train(tiny_data(), MODEL, cfg, tmp_path)
     assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_d"])
     assert load_checkpoint(newest_checkpoint(tmp_path))["generator_ema"] is None

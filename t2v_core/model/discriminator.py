@@ -72,19 +72,39 @@ class Discriminator(nn.Module):
     def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.text(ids, lengths)[2]
 
+    def features(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """video (B, T, 3, H, W) -> (video features (B, C), frame features (B, T, C)).
+        Computed once per video, then scored against any number of captions."""
+        cfg = self.cfg
+        b = video.shape[0]
+        assert video.shape[1:] == (cfg.frames, 3, cfg.height, cfg.width), video.shape
+        phi_v = self.video(video.transpose(1, 2)).sum(dim=(2, 3, 4))
+        frames = video.reshape(b * cfg.frames, 3, cfg.height, cfg.width)
+        phi_f = self.frame(frames).sum(dim=(2, 3)).view(b, cfg.frames, -1)
+        return phi_v, phi_f
+
+    def score(self, feats: tuple[torch.Tensor, torch.Tensor], s: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and sentence vectors (B, text_dim) -> (video logits (B,), frame logits (B, T))."""
+        phi_v, phi_f = feats
+        b, t, c = phi_f.shape
+        video_logit = self.video_head(phi_v, s)
+        frame_logit = self.frame_head(phi_f.reshape(b * t, c), s.repeat_interleave(t, dim=0))
+        return video_logit, frame_logit.view(b, t)
+
+    def match(self, feats: tuple[torch.Tensor, torch.Tensor], s: torch.Tensor) -> torch.Tensor:
+        """(B, B) text-video match scores: entry (i, j) says how well video i fits caption j,
+        from the text-dependent part of both projection heads. Cross-entropy along each row
+        (the contrastive loss of XMC-GAN, Zhang et al. 2021) gives every video B - 1 wrong
+        captions per step instead of one."""
+        phi_v, phi_f = feats
+        return phi_v @ self.video_head.embed(s).T + phi_f.mean(1) @ self.frame_head.embed(s).T
+
     def forward(
         self, video: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor,
         s: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.cfg
-        b = video.shape[0]
-        assert video.shape[1:] == (cfg.frames, 3, cfg.height, cfg.width), video.shape
+        """-> (video logits (B,), frame logits (B, T))."""
         if s is None:
             s = self.encode_text(ids, lengths)
-        phi_v = self.video(video.transpose(1, 2)).sum(dim=(2, 3, 4))  # (B, C)
-        frames = video.reshape(b * cfg.frames, 3, cfg.height, cfg.width)
-        phi_f = self.frame(frames).sum(dim=(2, 3))  # (B*T, C)
-        s_f = s.repeat_interleave(cfg.frames, dim=0)
-        video_logit = self.video_head(phi_v, s)
-        frame_logit = self.frame_head(phi_f, s_f).view(b, cfg.frames)
-        return video_logit, frame_logit
+        return self.score(self.features(video), s)
