@@ -7,8 +7,11 @@ Extraction (``extract_clip``, ``extract_shard``) reads real-world files: it samp
 (uniformly over the clip, or at a target fps from a start time), fits them to HxW by
 centre-crop or letterbox, and turns every file it cannot use into a rejected row with a
 reason instead of an exception. It decodes without wasted work: frames that are not sampled
-are only ``grab()``-ed (decoded, never converted to BGR or resized), and a long gap is
-crossed by seeking when that is faster for the file at hand.
+are only ``grab()``-ed (decoded, never converted to BGR or resized), a long gap is crossed
+by seeking when that is faster for the file at hand, and MJPEG streams are read as packets
+so that only the sampled frames are decoded at all (by libjpeg, at reduced scale when the
+target is much smaller). Large frames are box-averaged by an integer factor before the
+final INTER_AREA resize.
 """
 
 from __future__ import annotations
@@ -421,6 +424,16 @@ def _extract(path: Path, cfg: FramesConfig, info: dict[str, Any]) -> np.ndarray:
                 f"resolution {info['src_width']}x{info['src_height']} exceeds max_pixels {cfg.max_pixels}"
             )
         declared = info["src_frames"]
+        if declared > 0 and _jpeg_packets(cap):
+            frames = _sample_jpeg(cap, declared, info, cfg)
+            if frames is not None:
+                info["backend"] += "+IMDECODE"
+                info["duration_sec"] = declared / info["src_fps"] if info["src_fps"] > 0 else 0.0
+                return frames
+            # Anything irregular (short stream, a packet libjpeg cannot read): decode it the
+            # ordinary way, which knows how to reject a bad file with its reason.
+            cap.release()
+            cap = _reopen(path, cfg)
         if declared <= 0:
             # No usable count in the header: count by grabbing, then sample in a second pass.
             declared = _count_frames(cap)
@@ -467,6 +480,55 @@ def _no_frames_reason(declared: int, info: dict[str, Any]) -> str:
     if declared == 0:
         return "video has no frames"
     return f"no frame could be decoded ({declared} declared): unsupported codec or corrupt stream"
+
+
+def _jpeg_packets(cap: cv2.VideoCapture) -> bool:
+    """Switch ``cap`` to compressed packets when its stream is MJPEG with no rotation.
+
+    Every MJPEG frame is a self-contained JPEG, so frames that are not sampled need not be
+    decoded at all: in raw mode grab() only reads the packet (microseconds instead of a
+    full-size JPEG decode), and the sampled packets are decoded by libjpeg through imdecode.
+    Rotation metadata is applied by FFmpeg's decoding path only, so rotated files stay on it.
+    """
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
+    if fourcc != "MJPG" or cap.get(cv2.CAP_PROP_ORIENTATION_META) not in (0.0, -1.0):
+        return False
+    return bool(cap.set(cv2.CAP_PROP_FORMAT, -1))  # before any grab(), as raw mode requires
+
+
+# libjpeg decodes straight from the DCT at 1/2, 1/4 or 1/8 scale, far cheaper than full size
+_JPEG_SCALES = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def _sample_jpeg(cap: cv2.VideoCapture, n_frames: int, info: dict[str, Any], cfg: FramesConfig) -> np.ndarray | None:
+    """The T sampled frames from an MJPEG stream in raw mode, or None when anything is
+    irregular (the caller then decodes the file the ordinary way)."""
+    h, w = info["src_height"], info["src_width"]
+    if h <= 0 or w <= 0:
+        return None
+    order = sample_indices(n_frames, info["src_fps"], cfg)
+    # The scale fit_frame will apply; a reduced decode keeps at least twice the target size.
+    fit = max(cfg.height / h, cfg.width / w) if cfg.resize == "crop" else min(cfg.height / h, cfg.width / w)
+    k, flag = next(((k, f) for k, f in _JPEG_SCALES if k * fit <= 0.5), (1, cv2.IMREAD_COLOR))
+    shape = (-(-h // k), -(-w // k))  # libjpeg rounds the scaled size up
+    kept: dict[int, np.ndarray] = {}
+    pos = 0  # index of the packet the next grab() reads
+    for index in sorted(set(order)):
+        while pos <= index:
+            if not cap.grab():
+                return None
+            pos += 1
+        ok, packet = cap.retrieve()
+        if not ok or packet is None or packet.size == 0:
+            return None
+        try:
+            bgr = cv2.imdecode(packet, flag)
+        except cv2.error:
+            return None
+        if bgr is None or bgr.shape[:2] != shape:
+            return None
+        kept[index] = fit_frame(bgr, cfg.height, cfg.width, cfg.resize)
+    return np.stack([kept[i] for i in order])
 
 
 def _sample(

@@ -135,7 +135,26 @@ def test_extract_clip_samples_the_right_frames(tmp_path, suffix, fourcc):
     assert info["src_frames"] == 30 and info["src_fps"] == 10.0
     assert (info["src_width"], info["src_height"]) == (176, 144)
     assert info["duration_sec"] == pytest.approx(3.0)
-    assert info["backend"] == "FFMPEG"
+    # MJPEG frames are read as packets and only the sampled ones decoded, by libjpeg
+    assert info["backend"] == ("FFMPEG+IMDECODE" if suffix == "avi" else "FFMPEG")
+
+
+def test_mjpeg_packets_decode_like_ffmpeg_and_bad_ones_fall_back(tmp_path):
+    rng = np.random.default_rng(1)
+    clip = np.stack([cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (0, 0), 2) for _ in range(12)])
+    clip[:, 100:200, 200:400] = (np.arange(12, dtype=np.uint8) * 20)[:, None, None, None]
+    path = write_video(tmp_path / "hd.avi", clip, 25)
+    frames, info = extract_clip(str(path), cfg(frames=4, height=32, width=32))
+    assert info["backend"] == "FFMPEG+IMDECODE" and (info["src_width"], info["src_height"]) == (640, 360)
+    # the same frames through FFmpeg's own decoder and fit_frame: decoders differ by rounding
+    full = read_video(path)[[0, 4, 7, 11]]
+    ref = np.stack([fit_frame(cv2.cvtColor(f, cv2.COLOR_RGB2BGR), 32, 32, "crop") for f in full])
+    assert np.abs(frames.astype(int) - ref).mean() < 3
+    # a cut-short MJPEG file leaves the packet path and is rejected by the ordinary one
+    data = path.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    frames, info = extract_clip(str(tmp_path / "cut.avi"), cfg(frames=4))
+    assert frames is None and "truncated" in info["reason"]
 
 
 def test_short_clip_policies_on_a_real_file(tmp_path):
