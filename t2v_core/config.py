@@ -124,6 +124,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # 0 = no EMA generator
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
     diversity_weight: float = 0.0  # MSGAN mode-seeking term for G (same caption, two z); 0 = off
+    contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
     max_minutes: float = 0.0  # 0 = no wall-clock budget
