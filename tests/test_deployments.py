@@ -1,0 +1,209 @@
+"""Deployments and the dashboard.
+
+The fast tests check deployments/prefect.yaml and deployments/serve.py against each other.
+The integration test starts `t2v dashboard` as a subprocess on a free port: a real Prefect
+server (SQLite under a temporary PREFECT_HOME) plus the served deployments. It triggers
+`run-stage` (train) and then `render-catalog` through run_deployment, waits for both, reads
+the render run's artifacts back through the Prefect client, deploys prefect.yaml to a process
+work pool, and finally stops the dashboard with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployments import serve
+
+REPO = Path(__file__).resolve().parent.parent
+YAML = REPO / "deployments" / "prefect.yaml"
+
+
+def _yaml_deployments() -> dict[str, dict]:
+    return {d["name"]: d for d in yaml.safe_load(YAML.read_text())["deployments"]}
+
+
+def test_prefect_yaml_and_serve_define_the_same_deployments():
+    from prefect.flows import load_flow_from_entrypoint
+
+    in_yaml = _yaml_deployments()
+    served = {d.name: d for d in serve.build_deployments(workspace="/tmp/t2v-ws")}
+    assert set(in_yaml) == set(served) == set(serve.NAMES)
+    for name, spec in in_yaml.items():
+        assert spec["work_pool"]["name"] == "t2v-process"
+        fl = load_flow_from_entrypoint(str(REPO / spec["entrypoint"]))
+        assert fl.name == served[name].flow_name  # same flow behind both
+        assert served[name].entrypoint.startswith("flows.")
+
+
+def test_deployment_parameters_match_the_issue():
+    served = {d.name: d for d in serve.build_deployments(workspace="/tmp/t2v-ws", profile="tiny")}
+    params = {n: set(d._parameter_openapi_schema.properties) for n, d in served.items()}
+    required = {n: set(d._parameter_openapi_schema.required or []) for n, d in served.items()}
+    assert {"manifest", "profile"} <= params["nightly-retrain"]
+    assert {"catalog", "model", "samples", "formats"} <= params["render-catalog"]
+    assert required["render-catalog"] == {"catalog"} and required["run-stage"] == {"stage"}
+    assert {"stage", "profile"} <= params["run-stage"]
+    assert all(d.parameters["workspace"] == "/tmp/t2v-ws" and d.parameters["profile"] == "tiny"
+               for d in served.values())
+
+
+def test_nightly_schedule_is_two_am_in_the_configured_timezone():
+    nightly = {d.name: d for d in serve.build_deployments(timezone="Europe/Paris")}["nightly-retrain"]
+    (sched,) = nightly.schedules
+    assert sched.schedule.cron == "0 2 * * *" and sched.schedule.timezone == "Europe/Paris"
+    assert _yaml_deployments()["nightly-retrain"]["schedules"][0] == {"cron": "0 2 * * *", "timezone": "UTC",
+                                                                     "active": True}
+    with pytest.raises(Exception, match="Mars"):
+        serve.build_deployments(timezone="Mars/Olympus_Mons")
+
+
+# ------------------------------------------------------------------ real server integration
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    from flows.dashboard import free_port
+
+    home, ws = tmp_path_factory.mktemp("prefect-home"), tmp_path_factory.mktemp("ws")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "T2V_PROFILE": "tiny",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "dashboard.log", "w+b")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "dashboard", "--port", str(port),
+                             "--workspace", str(ws)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_for_deployments(url, proc, home / "dashboard.log")
+        yield {"proc": proc, "url": url, "port": port, "home": home, "ws": ws, "log": home / "dashboard.log"}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def _client_settings(url: str):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    return temporary_settings(updates={PREFECT_API_URL: url})
+
+
+def _wait_for_deployments(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 240) -> None:
+    from prefect.client.orchestration import get_client
+
+    async def names() -> set[str]:
+        async with get_client() as c:
+            return {d.name for d in await c.read_deployments()}
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"dashboard exited early:\n{log.read_text()[-3000:]}"
+        if "Prefect UI: http://127.0.0.1:" in log.read_text():
+            with _client_settings(url):
+                try:
+                    if set(serve.NAMES) <= asyncio.run(names()):
+                        return
+                except Exception:  # noqa: BLE001 - the API may still be starting
+                    pass
+        time.sleep(1)
+    raise TimeoutError(f"deployments not served after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_dashboard_serves_on_loopback_with_sqlite(dashboard):
+    text = dashboard["log"].read_text()
+    assert f"Prefect UI: http://127.0.0.1:{dashboard['port']}" in text and "SQLite" in text
+    assert (dashboard["home"] / "prefect.db").is_file()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_render_catalog_deployment_from_a_real_server(dashboard):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.deployments import run_deployment
+
+    catalog = REPO / "data" / "catalogs" / "smoke.txt"
+    with _client_settings(dashboard["url"]):
+        # A model first: the run-stage deployment trains one (and builds what training needs).
+        trained = run_deployment("run-stage/run-stage", parameters={"stage": "train"}, timeout=420)
+        assert trained.state.is_completed(), trained.state
+        run = run_deployment("render-catalog/render-catalog", parameters={"catalog": str(catalog)}, timeout=240)
+        assert run.state.is_completed(), run.state
+
+        async def artifacts():
+            async with get_client() as c:
+                return await c.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+
+        found = {a.type: a for a in asyncio.run(artifacts())}
+    assert {"progress", "table", "markdown"} <= set(found)
+    assert float(found["progress"].data) == 100.0
+    rows = found["table"].data
+    rows = yaml.safe_load(rows) if isinstance(rows, str) else rows  # JSON is YAML
+    prompts = [line.strip() for line in catalog.read_text().splitlines() if line.strip()]
+    assert [r["prompt"] for r in rows] == prompts
+    assert all(r["status"] == "ok" and r["webm"].endswith(".webm") for r in rows)
+    assert "index.html" in found["markdown"].data
+    gallery = found["markdown"].data.split("](file://")[1].split(")")[0]
+    assert Path(gallery).is_file() and Path(gallery).is_relative_to(dashboard["ws"])
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_prefect_yaml_deploys_to_a_process_work_pool(dashboard, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": dashboard["url"], "PREFECT_HOME": str(tmp_path),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    pool = subprocess.run([*prefect, "work-pool", "create", "t2v-process", "--type", "process"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    deploy = subprocess.run([*prefect, "deploy", "--all", "--prefect-file", str(YAML)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+
+    from prefect.client.orchestration import get_client
+
+    async def pooled():
+        async with get_client() as c:
+            return {d.name: d for d in await c.read_deployments() if d.work_pool_name == "t2v-process"}
+
+    with _client_settings(dashboard["url"]):
+        found = asyncio.run(pooled())
+    assert set(found) == set(serve.NAMES)
+    (sched,) = found["nightly-retrain"].schedules
+    assert sched.schedule.cron == "0 2 * * *" and sched.schedule.timezone == "UTC"
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_ctrl_c_stops_the_runner_and_the_server(dashboard):
+    proc = dashboard["proc"]
+    assert _port_open(dashboard["port"])
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    deadline = time.monotonic() + 30
+    while _port_open(dashboard["port"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _port_open(dashboard["port"])
+    assert "Prefect server stopped" in dashboard["log"].read_text()
