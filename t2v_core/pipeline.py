@@ -285,7 +285,7 @@ def embed(ctx: Context, tokenize_ref: ArtifactRef, annotate_ref: ArtifactRef) ->
 
     inputs = {"tokenize": tokenize_ref.key, "annotate": annotate_ref.key}
     if cfg.glove_path:
-        inputs["glove"] = digest_json(Path(cfg.glove_path).stat().st_size)  # cheap identity
+        inputs["glove"] = digest_file(Path(cfg.glove_path))
     return _build(ctx, "embed", ctx.profile.section("embed"), inputs, build)
 
 
