@@ -207,3 +207,70 @@ def test_ctrl_c_stops_the_runner_and_the_server(dashboard):
         time.sleep(0.5)
     assert not _port_open(dashboard["port"])
     assert "Prefect server stopped" in dashboard["log"].read_text()
+
+
+# ------------------------------------------------------------------ PostgreSQL instead of SQLite
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL cluster on a free port (Debian's postgresql-15 binaries, run as
+    the postgres user); skipped where those are not installed."""
+    import shutil
+
+    from flows.dashboard import free_port
+
+    bindir = Path("/usr/lib/postgresql/15/bin")
+    runuser = shutil.which("runuser")
+    if not (bindir / "initdb").exists() or runuser is None or os.geteuid() != 0:
+        pytest.skip("needs Debian's postgresql-15 and root (to run it as the postgres user)")
+    # Not under tmp_path: pytest's base folder is private to root, so postgres could not enter it.
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="t2v-pg-"))
+    root.chmod(0o755)
+    data, port = root / "pg", free_port()
+    data.mkdir()
+    shutil.chown(data, "postgres", "postgres")
+
+    def as_pg(*cmd: str) -> None:
+        subprocess.run([runuser, "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120)
+
+    as_pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
+          f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    try:
+        as_pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "prefect")
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect", port
+    finally:
+        as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_server_uses_postgresql_when_a_url_is_set(postgres, tmp_path):
+    from flows.dashboard import free_port, server_env, start_server, stop_server, wait_healthy
+
+    url, pg_port = postgres
+    env = server_env(port=free_port(), database_url=url, home=tmp_path / "home")
+    proc = start_server(env, log=tmp_path / "server.log")
+    try:
+        wait_healthy(env["PREFECT_API_URL"], proc, timeout_s=180)
+        from prefect.client.orchestration import get_client
+
+        async def make_flow():
+            async with get_client() as c:
+                from prefect import flow
+
+                await c.create_flow(flow(name="t2v-postgres-probe")(lambda: None))
+
+        with _client_settings(env["PREFECT_API_URL"]):
+            asyncio.run(make_flow())
+    finally:
+        stop_server(proc)
+    rows = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-h", "127.0.0.1", "-p", str(pg_port),
+                           "-d", "prefect", "-tAc", "select name from flow"],
+                          capture_output=True, text=True, timeout=60)
+    assert "t2v-postgres-probe" in rows.stdout.split()
+    assert not (tmp_path / "home" / "prefect.db").exists()  # nothing went to SQLite
