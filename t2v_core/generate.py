@@ -106,7 +106,8 @@ class Text2Video:
         """-> (B, T, H, W, 3) uint8 RGB. Each video depends only on its caption and its seed
         (z is drawn from a generator seeded with it, and batch norm runs on its stored
         statistics), so batching does not change the result."""
-        token_ids, lengths = np.asarray(token_ids), np.asarray(lengths)
+        # Copies: inputs may be read-only memmaps, which torch will not wrap.
+        token_ids, lengths = np.array(token_ids), np.array(lengths)
         if token_ids.ndim != 2 or lengths.shape != token_ids.shape[:1] or len(seeds) != len(lengths):
             raise ValueError(
                 f"need token_ids (B, L), lengths (B,) and B seeds; got {token_ids.shape}, "

@@ -121,11 +121,22 @@ class Generator(nn.Module):
             frames = self._place(torch.sigmoid(self.to_rgb(x)), states.reshape(b * cfg.frames, -1))
         return frames.view(b, cfg.frames, 3, cfg.height, cfg.width), attn
 
+    def centres(self, states: torch.Tensor) -> torch.Tensor:
+        """Sprite centres (B, T, 2) as (x, y) in (-1/2, 1/2), normalised coordinates.
+
+        Frame t's state gives a start (t = 0) or a step (t > 0), and the path is their
+        running sum: a constant step, which the GRU can hold with a constant state, is a
+        straight line at constant speed, so motion is smooth by construction and the
+        direction word only has to set the sign of one step. tanh keeps the sprite inside.
+        """
+        raw = self.where(states)  # (B, T, 2)
+        return 0.5 * torch.tanh(torch.cumsum(raw, dim=1))
+
     def _place(self, sprite: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """Put each half-size sprite (N, 3, H/2, W/2) in [0, 1] on a black full-size canvas
-        at a centre in (-1/2, 1/2)^2 (normalised coordinates: the sprite stays inside)."""
+        at its centre (see ``centres``; the sprite stays inside the frame)."""
         n = sprite.shape[0]
-        centre = 0.5 * torch.tanh(self.where(states))  # (N, 2) as (x, y)
+        centre = self.centres(states.view(-1, self.cfg.frames, states.shape[-1])).reshape(n, 2)
         # affine_grid maps output coordinates to sprite coordinates: x_in = 2 x_out - 2 c.
         theta = torch.zeros(n, 2, 3, device=sprite.device, dtype=sprite.dtype)
         theta[:, 0, 0] = 2.0
