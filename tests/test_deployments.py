@@ -171,6 +171,41 @@ def test_render_catalog_deployment_from_a_real_server(dashboard):
 
 @pytest.mark.server
 @pytest.mark.slow
+def test_failed_deployment_run_is_retried_with_the_cli(dashboard, tmp_path):
+    """A render-catalog run fails on a catalog that is not there yet; once it is, the
+    documented `prefect flow-run retry <id>` reschedules the run and the runner completes it.
+    (Runs after the render test, which trained the model.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    catalog = dashboard["ws"] / "late-catalog.txt"
+    with _client_settings(dashboard["url"]):
+        run = run_deployment("render-catalog/render-catalog", parameters={"catalog": str(catalog)}, timeout=240)
+    assert run.state.is_failed(), run.state
+    catalog.write_text("a small green square moves down\n")
+
+    env = {**os.environ, "PREFECT_API_URL": dashboard["url"], "PREFECT_HOME": str(tmp_path),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    retry = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "retry", str(run.id)],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert retry.returncode == 0 and "scheduled for retry" in retry.stdout, retry.stdout + retry.stderr
+
+    async def state():
+        async with get_client() as c:
+            return (await c.read_flow_run(run.id)).state
+
+    deadline, final = time.monotonic() + 240, None
+    with _client_settings(dashboard["url"]):
+        while time.monotonic() < deadline:
+            final = asyncio.run(state())
+            if final.is_final():
+                break
+            time.sleep(2)
+    assert final is not None and final.is_completed(), final
+
+
+@pytest.mark.server
+@pytest.mark.slow
 def test_prefect_yaml_deploys_to_a_process_work_pool(dashboard, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": dashboard["url"], "PREFECT_HOME": str(tmp_path),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
