@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from t2v_core.store import ArtifactRef, ArtifactStore, atomic_write_text

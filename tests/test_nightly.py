@@ -4,7 +4,6 @@ twice over a corpus that grew in between (only the new shards are computed)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
