@@ -234,8 +234,11 @@ class _Run:
                 match = self.D.match(rows, s_gen[unique]).float()
                 loss_g = loss_g + tcfg.contrastive_weight * ce(match, target[: len(unique)])
             if diversity:
+                # On the first frame only: z should choose where the object starts (as in
+                # the corpus), not how it moves, which is the direction word's job. On whole
+                # clips the easiest way to differ was a z-driven path that ignored the text.
                 loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
-                    fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
+                    fake[:half, :1], fake[half:2 * half, :1], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
