@@ -39,11 +39,13 @@ from t2v_core.pipeline import run_pipeline  # noqa: E402
 BARS = {"seen_all_correct": 0.95, "held_out_all_correct": 0.90, "coherence": 0.95, "variety": 0.90}
 
 
-def hardware() -> str:
+def hardware(profile: Profile) -> str:
     if torch.cuda.is_available():
         return f"CUDA {torch.cuda.get_device_name(0)}"
+    threads = profile.train.threads or torch.get_num_threads()
     return (f"CPU {platform.processor() or platform.machine()}, {psutil.cpu_count()} logical cores, "
-            f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at start")
+            f"{threads} torch thread(s) for training, load average {os.getloadavg()[0]:.1f} at start "
+            "(other processes on the machine share the cores)")
 
 
 def run_variant(profile: Profile, workspace: Path) -> dict[str, Any]:
@@ -108,10 +110,10 @@ def main() -> None:
     print(f"profile {profile.name}: {profile.model.height}x{profile.model.width}, {profile.model.frames} frames, "
           f"{profile.synth.n_videos} videos, <= {profile.train.steps} steps, "
           f"<= {profile.train.max_minutes or 'unlimited'} min")
-    print(f"hardware: {hardware()}")
+    print(f"hardware: {hardware(profile)}")
     print(f"workspace: {workspace}")
 
-    results = {"profile": profile.name, "hardware": hardware(), "attention": run_variant(profile, workspace)}
+    results = {"profile": profile.name, "hardware": hardware(profile), "attention": run_variant(profile, workspace)}
     show("with attention", results["attention"])
     if not args.no_ablation:
         ablated = profile.override(model={"attention": False})
