@@ -141,6 +141,7 @@ class _Run:
         if train_cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.step = 0
+        self.init_from: str | None = None  # the checkpoint a warm start copied weights from
 
     def state(self, data: TrainData) -> dict[str, Any]:
         return {
@@ -155,6 +156,7 @@ class _Run:
             "vocab": list(data.vocab),
             "max_len": int(data.token_ids.shape[1]),
             "data_id": data.data_id,
+            "init_from": self.init_from,
         }
 
     def load(self, ckpt: dict[str, Any], data: TrainData) -> None:
@@ -172,6 +174,39 @@ class _Run:
         self.opt_g.load_state_dict(ckpt["opt_g"])
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.step = int(ckpt["step"])
+        self.init_from = ckpt.get("init_from")
+
+    def warm_start(self, ckpt: dict[str, Any], data: TrainData, source: str) -> int:
+        """Copy every G, D and EMA tensor of ``ckpt`` whose name and shape match this run's
+        (weights and buffers); the optimizers and the step stay fresh. Word-embedding rows
+        are copied by token, so a vocabulary that grew keeps the learned rows of its old
+        words and the embed stage's vectors for new ones; a frozen table (finetune_words
+        off) is the embed stage's and is left alone. Returns the number of tensors copied."""
+        old_index = {w: i for i, w in enumerate(ckpt["vocab"])}
+        pairs = [(i, old_index[w]) for i, w in enumerate(data.vocab) if w in old_index]
+        new_rows = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+        old_rows = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+        targets = [(self.G, ckpt["generator"]), (self.D, ckpt["discriminator"])]
+        if self.ema is not None:
+            targets.append((self.ema, ckpt.get("generator_ema") or ckpt["generator"]))
+        copied = 0
+        with torch.no_grad():
+            for net, old in targets:
+                for name, t in net.state_dict().items():  # tensors that share storage with net
+                    if name not in old:
+                        continue
+                    src = old[name].to(t.device)
+                    if name == "text.embed.weight":
+                        if self.cfg.finetune_words and len(pairs) and src.shape[1:] == t.shape[1:]:
+                            t[new_rows] = src[old_rows].to(t.dtype)
+                            copied += 1
+                    elif src.shape == t.shape:
+                        t.copy_(src)
+                        copied += 1
+        if copied == 0:
+            raise ValueError(f"init_from checkpoint {source} shares no tensor with this model")
+        self.init_from = source
+        return copied
 
     def sampler(self, data: TrainData) -> Text2Video:
         """The generator to evaluate and sample: the EMA copy when there is one."""
@@ -279,8 +314,14 @@ def train(
     run_dir: Path,
     progress: Progress | None = None,
     eval_fn: EvalFn | None = None,
+    init_from: Path | None = None,
 ) -> dict:
     """Train (or resume) in ``run_dir``; returns a summary of the run.
+
+    ``init_from`` warm-starts a run that has no checkpoint yet (nightly retraining on a
+    grown corpus): G, D and the EMA start from that checkpoint's matching tensors, the
+    optimizers and the step from scratch (see ``_Run.warm_start``). A run folder that
+    already has a checkpoint resumes from it and ignores ``init_from``.
 
     Writes ckpt-000500.pt ... every ``ckpt_every`` steps and at the end, metrics.parquet
     (losses per step, eval metrics every ``eval_every``), loss.png, samples-000500.png and
@@ -299,10 +340,15 @@ def train(
     if ckpt is not None:
         run.load(ckpt, data)
         rows = _load_metrics(run_dir / "metrics.parquet", run.step)
+    elif init_from is not None:
+        if not Path(init_from).is_file():
+            raise FileNotFoundError(f"init_from checkpoint {init_from} does not exist")
+        run.warm_start(load_checkpoint(init_from), data, str(init_from))
     resumed_from = run.step
     atomic_write_text(run_dir / "config.json", json.dumps({
         "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
         "data_id": data.data_id, "device": str(device), "resumed_from": resumed_from,
+        "init_from": run.init_from,
     }, indent=2))
 
     t0 = time.monotonic()
@@ -338,6 +384,7 @@ def train(
         "final_losses": losses,
         "checkpoint": str(last_ckpt),
         "device": str(device),
+        "init_from": run.init_from,
     }
 
 

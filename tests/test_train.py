@@ -169,3 +169,56 @@ def test_wall_clock_budget_stops_and_checkpoints(tmp_path):
     summary = train(tiny_data(), MODEL, cfg, tmp_path)
     assert summary["stopped_early"] and summary["steps"] == 1
     assert newest_checkpoint(tmp_path).name == "ckpt-000001.pt"
+
+
+def grown(data: TrainData) -> TrainData:
+    """The same corpus after the vocabulary grew by one word that sorts first: every old
+    word's id moves by one, as after a nightly re-embed."""
+    ids = np.where(data.token_ids >= 2, data.token_ids + 1, data.token_ids).astype(np.int32)
+    new_row = np.random.default_rng(9).standard_normal((1, data.embeddings.shape[1]))
+    vectors = np.concatenate([data.embeddings[:2], new_row.astype(np.float32), data.embeddings[2:]])
+    return dataclasses.replace(data, token_ids=ids, embeddings=vectors,
+                               vocab=data.vocab[:2] + ["aardvark"] + data.vocab[2:], data_id="grown")
+
+
+def test_warm_start_begins_from_the_given_weights(tmp_path):
+    data = tiny_data()
+    model = dataclasses.replace(MODEL, finetune_words=True)
+    train(data, model, TRAIN, tmp_path / "old")
+    source = newest_checkpoint(tmp_path / "old")
+    old = _state(source)
+
+    new_data = grown(data)
+    start = train(new_data, model, dataclasses.replace(TRAIN, steps=0), tmp_path / "warm0",
+                  init_from=source)
+    assert start["steps"] == 0 and start["init_from"] == str(source)
+    warm = _state(tmp_path / "warm0" / "ckpt-000000.pt")
+    assert warm["init_from"] == str(source) and warm["vocab"] == new_data.vocab
+    for net in ("generator", "discriminator", "generator_ema"):
+        for k, v in warm[net].items():
+            if k == "text.embed.weight":
+                # Old words keep their fine-tuned rows under their new ids; the new word
+                # gets the embed stage's vector.
+                assert torch.equal(v[3:], old[net][k][2:]), net
+                assert torch.allclose(v[2], torch.from_numpy(centre_vectors(new_data.embeddings)[2]))
+            else:
+                assert torch.equal(v, old[net][k]), f"{net}.{k} not copied"
+
+    # Training goes on from those weights with fresh optimizers from step 0, and its
+    # resume point later is its own checkpoint, not init_from.
+    summary = train(new_data, model, TRAIN, tmp_path / "warm", init_from=source)
+    assert summary["steps"] == 4 and summary["resumed_from"] == 0
+    ckpt = _state(tmp_path / "warm" / "ckpt-000004.pt")
+    assert ckpt["init_from"] == str(source) and ckpt["step"] == 4
+    assert all(st["step"] == 4 for st in ckpt["opt_g"]["state"].values())
+    cold = train(new_data, model, TRAIN, tmp_path / "cold")
+    assert cold["init_from"] is None
+    cold_g = _state(tmp_path / "cold" / "ckpt-000004.pt")["generator"]
+    assert any(not torch.equal(cold_g[k], ckpt["generator"][k]) for k in cold_g)
+    again = train(new_data, model, TRAIN, tmp_path / "warm", init_from=tmp_path / "missing.pt")
+    assert again["resumed_from"] == 4 and again["init_from"] == str(source)
+
+
+def test_warm_start_refuses_a_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        train(tiny_data(), MODEL, TRAIN, tmp_path, init_from=tmp_path / "nope.pt")
