@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,30 @@ SEEKS = ("auto", "never", "always")
 # ---------------------------------------------------------------------------- writers
 
 
+# OpenCV's FFmpeg backend prints "tag 'VP80' is not supported with codec id 139" to the C
+# stderr for every WebM it opens, then writes VP8 correctly anyway. Thousands of those lines
+# bury real errors in a corpus or catalog run, so that one call has its stderr muted.
+_NOISY_FOURCC = {"VP80", "VP90"}
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _quiet_stderr(active: bool) -> Iterator[None]:
+    if not active:
+        yield
+        return
+    with _STDERR_LOCK:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, fourcc: str | None = None) -> Path:
     """Write RGB uint8 frames (T, H, W, 3) to ``path``; the suffix picks the codec
     (.webm VP8, .mp4 mp4v, .avi MJPEG) unless ``fourcc`` names one (e.g. "VP90").
@@ -78,7 +104,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, *, fourcc: str
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+    with _quiet_stderr(fourcc in _NOISY_FOURCC):
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot open a {fourcc} writer for {path}")
     try:
