@@ -28,16 +28,20 @@ def nightly_retrain_flow(
     workspace: str = "",
     overrides: dict[str, dict[str, Any]] | None = None,
     metric: str = promote.DEFAULT_METRIC,
+    continue_training: bool = False,
 ) -> dict[str, Any]:
     """Ingest ``manifest`` (empty = the profile's own corpus), train, render, evaluate, and
-    promote the new model unless its ``metric`` is below the default model's."""
+    promote the new model unless its ``metric`` is below the default model's.
+    ``continue_training``: warm-start from the default model instead of from scratch."""
     over = {k: dict(v) for k, v in (overrides or {}).items()}
     if manifest:
         over.setdefault("ingest", {})["manifest"] = manifest
     prof = resolve_profile(profile, over or None)
     ws = str(workspace_path(workspace))
+    previous = promote.default_model(ArtifactStore(ws)) if continue_training else None
     result = pipeline_flow.with_options(task_runner=task_runner_for(prof))(
-        profile=profile, workspace=ws, overrides=over or None)
+        profile=profile, workspace=ws, overrides=over or None,
+        init_from=previous.key if previous is not None else "")
     refs = {k: ArtifactRef(**v) for k, v in result["refs"].items()}
     decision = promote.promote(ArtifactStore(ws), refs["train"], refs["evaluate"], metric)
     verdict = "promoted" if decision.promoted else "kept the previous model"

@@ -37,8 +37,10 @@ def pipeline_flow(
     workspace: str = "",
     overrides: dict[str, dict[str, Any]] | None = None,
     catalog: str = "",
+    init_from: str = "",
 ) -> dict[str, Any]:
-    """Run the given stages (default: all) and what they need.
+    """Run the given stages (default: all) and what they need. ``init_from``: the key of a
+    training run to warm-start training from (nightly retraining continues that way).
 
     Returns ``{"refs": {stage: ref}, "ran": {stage: n}, "cached": {stage: n}}``, where the
     counts include shard task runs (``tokenize-shard`` ...), so callers can see what ran."""
@@ -71,7 +73,10 @@ def pipeline_flow(
             done += shards
             refs["frames"] = unwrap(combine_frames_task(prof, ws, shards))
         elif stage == "train":
-            refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"]))
+            warm = _store(ws).get("train", init_from) if init_from else None
+            if init_from and warm is None:
+                raise ValueError(f"init_from: no committed training run {init_from!r}")
+            refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"], warm))
         elif stage == "render":
             refs["render"] = unwrap(render_task(prof, ws, refs["train"], catalog))
         elif stage == "evaluate":
@@ -96,10 +101,12 @@ def _store(ws: str) -> Any:
 
 
 def run(profile: str = "demo", stages: list[str] | None = None, workspace: str = "",
-        overrides: dict[str, dict[str, Any]] | None = None, catalog: str = "") -> dict[str, Any]:
+        overrides: dict[str, dict[str, Any]] | None = None, catalog: str = "",
+        init_from: str = "") -> dict[str, Any]:
     """Run the pipeline flow with the profile's task runner."""
     prof = resolve_profile(profile, overrides)
     runner = task_runner_for(prof)
     return pipeline_flow.with_options(task_runner=runner)(
-        profile=profile, stages=stages, workspace=workspace, overrides=overrides, catalog=catalog
+        profile=profile, stages=stages, workspace=workspace, overrides=overrides, catalog=catalog,
+        init_from=init_from,
     )

@@ -407,8 +407,13 @@ def train_data(ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: Arti
 
 
 def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
-          progress: Callable[[int, int, dict], None] | None = None) -> ArtifactRef:
-    """Train the GAN; a rerun after a crash resumes from the newest whole checkpoint."""
+          progress: Callable[[int, int, dict], None] | None = None,
+          init_from: ArtifactRef | None = None) -> ArtifactRef:
+    """Train the GAN; a rerun after a crash resumes from the newest whole checkpoint.
+
+    ``init_from`` (a committed training run) warm-starts the networks from its newest
+    checkpoint: nightly retraining can continue from the previous model. It is part of
+    the key, so a warm-started run never shares a folder with a cold one."""
     from t2v_core import train as trainer
 
     def build(out: Path) -> dict[str, int]:
@@ -419,15 +424,29 @@ def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_
         report = progress
         if report is None and ctx.progress is not None:
             report = lambda step, total, _logs: ctx.progress("train", step, total)  # noqa: E731
-        summary = trainer.train(data, model_cfg, ctx.profile.train, out, progress=report)
+        summary = trainer.train(
+            data, model_cfg, ctx.profile.train, out, progress=report,
+            eval_fn=lambda model: _quick_eval(ctx, model),
+            init_from=checkpoint_of(init_from) if init_from is not None else None,
+        )
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         return {"steps": int(summary.get("steps", ctx.profile.train.steps)),
                 "captions": int(len(data.caption_clip))}
 
     params = {"train": ctx.profile.section("train"), "model": ctx.profile.section("model")}
     inputs = {"ingest": ingest_ref.key, "embed": embed_ref.key, "frames": frames_ref.key}
-    ref = _build(ctx, "train", params, inputs, build, keep_partial=True)
-    return ref
+    if init_from is not None:
+        inputs["init_from"] = init_from.key
+    return _build(ctx, "train", params, inputs, build, keep_partial=True)
+
+
+def _quick_eval(ctx: Context, model: Any) -> dict[str, float]:
+    """The judge's accuracy on a few prompts, logged into metrics.parquet during training."""
+    n = max(1, min(20, ctx.profile.evaluate.prompts_per_split))
+    m, _, _ = judge_model(ctx, model, n_per_split=n, variety_pairs=0)
+    return {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
+            "held_out_all_correct": m["held_out"]["all_correct"] or 0.0,
+            "coherent": m["coherence"]["coherent_share"] or 0.0}
 
 
 def checkpoint_of(train_ref: ArtifactRef) -> Path:
@@ -502,33 +521,42 @@ def evaluation_prompts(n_per_split: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate_model(ctx: Context, checkpoint: Path, frames_ref: ArtifactRef | None = None,
-                   ingest_ref: ArtifactRef | None = None) -> dict[str, Any]:
-    """The evaluation metrics of one checkpoint (also used by benchmarks)."""
+def judge_model(ctx: Context, model: Any, n_per_split: int, variety_pairs: int
+                ) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
+    """Render ``n_per_split`` held-out and seen prompts with a Text2Video and judge the
+    pixels. Returns the metrics, the clips and the prompt rows they were made from."""
     from t2v_core import evaluate as ev
     from t2v_core.embeddings import encode_tokens, prompt_tokens
-    from t2v_core.generate import Text2Video
 
-    cfg = ctx.profile.evaluate
-    model = Text2Video.from_checkpoint(checkpoint, use_ema=ctx.profile.render.use_ema)
     nlp = _nlp(ctx.profile.tokenize.spacy_model,
                "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
-    rows = evaluation_prompts(cfg.prompts_per_split, cfg.seed)
+    rows = evaluation_prompts(n_per_split, ctx.profile.evaluate.seed)
 
     def generate(prompts: list[str], seeds: list[int]) -> np.ndarray:
         tokens = prompt_tokens(nlp, prompts, ctx.profile.embed.token_form)
         ids, lengths, _ = encode_tokens(tokens, model.vocab, ctx.profile.embed.max_len)
-        out = [model.generate(ids[i:i + 64], lengths[i:i + 64], seeds[i:i + 64]) for i in range(0, len(ids), 64)]
-        return np.concatenate(out)
+        return model.generate(ids, lengths, seeds)
 
     clips = generate([r["prompt"] for r in rows], [r["seed"] for r in rows])
     metrics: dict[str, Any] = ev.evaluate_clips(clips, rows)
-    pairs = rows[: cfg.variety_pairs]
-    again = generate([r["prompt"] for r in pairs], [r["seed"] + 1 for r in pairs])
-    metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
+    if variety_pairs:
+        pairs = rows[:variety_pairs]
+        again = generate([r["prompt"] for r in pairs], [r["seed"] + 1 for r in pairs])
+        metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
+    metrics["prompts"] = len(rows)
+    return metrics, clips, rows
+
+
+def evaluate_model(ctx: Context, checkpoint: Path, frames_ref: ArtifactRef | None = None,
+                   ingest_ref: ArtifactRef | None = None) -> dict[str, Any]:
+    """The evaluation metrics of one checkpoint (also used by benchmarks)."""
+    from t2v_core.generate import Text2Video
+
+    cfg = ctx.profile.evaluate
+    model = Text2Video.from_checkpoint(checkpoint, use_ema=ctx.profile.render.use_ema)
+    metrics, clips, rows = judge_model(ctx, model, cfg.prompts_per_split, cfg.variety_pairs)
     if frames_ref is not None and ingest_ref is not None:
         metrics["frechet"] = frechet_against_real(ctx, clips, rows, frames_ref, ingest_ref)
-    metrics["prompts"] = len(rows)
     metrics["checkpoint"] = checkpoint.name
     return metrics
 

@@ -82,3 +82,14 @@ def test_nightly_twice_with_a_grown_corpus(tmp_path):
     expected = second if decision["candidate_accuracy"] >= decision["previous_accuracy"] else first
     assert decision["promoted"] == (expected is second)
     assert model_ref(ArtifactStore(ws)).key == expected["refs"]["train"]["key"]
+
+    # A third night with continue_training: the new run warm-starts from the default model.
+    default = model_ref(ArtifactStore(ws))
+    third = nightly_retrain_flow(manifest=str(manifest), profile="tiny", workspace=ws,
+                                 continue_training=True)
+    assert {"tokenize-shard", "frames-shard", "embed"} <= set(third["cached"])
+    assert third["ran"]["train"] == 1
+    summary = json.loads((ArtifactStore(ws).get("train", third["refs"]["train"]["key"]).file("summary.json")).read_text())
+    assert default.key in str(summary["init_from"])
+    manifest_inputs = ArtifactStore(ws).get("train", third["refs"]["train"]["key"]).manifest()["inputs"]
+    assert manifest_inputs["init_from"] == default.key
