@@ -106,7 +106,7 @@ class ModelConfig:
     hidden: int = 256  # generator recurrent state width
     attention: bool = True  # False = the ablation: every frame sees only the sentence vector
     attn_heads: int = 4  # heads of the per-frame attention over token states
-    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | frame
+    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | frame
     g_channels: int = 64
     d_channels: int = 64
 
@@ -125,6 +125,7 @@ class TrainConfig:
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
     diversity_weight: float = 0.0  # MSGAN mode-seeking term for G (same caption, two z); 0 = off
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
+    word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
     max_minutes: float = 0.0  # 0 = no wall-clock budget

@@ -31,8 +31,20 @@ from t2v_core.generate import (
     resolve_device,
     to_uint8,
 )
-from t2v_core.model import Discriminator, Generator, d_loss, g_loss, mode_seeking, r1_penalty
+from t2v_core.model import (
+    Discriminator,
+    Generator,
+    bag_of_words,
+    d_loss,
+    g_loss,
+    mode_seeking,
+    r1_penalty,
+    word_loss,
+)
 from t2v_core.store import atomic_path, atomic_write_text, write_parquet
+
+# State-dict tensors with one row per vocabulary word: a warm start copies them by token.
+BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias")
 
 Progress = Callable[[int, int, dict], None]
 EvalFn = Callable[[Text2Video], dict]
@@ -179,9 +191,10 @@ class _Run:
     def warm_start(self, ckpt: dict[str, Any], data: TrainData, source: str) -> int:
         """Copy every G, D and EMA tensor of ``ckpt`` whose name and shape match this run's
         (weights and buffers); the optimizers and the step stay fresh. Word-embedding rows
-        are copied by token, so a vocabulary that grew keeps the learned rows of its old
-        words and the embed stage's vectors for new ones; a frozen table (finetune_words
-        off) is the embed stage's and is left alone. Returns the number of tensors copied."""
+        are copied by token (and so are D's word-head rows), so a vocabulary that grew keeps
+        the learned rows of its old words and the embed stage's vectors for new ones; a
+        frozen table (finetune_words off) is the embed stage's and is left alone. Returns
+        the number of tensors copied."""
         old_index = {w: i for i, w in enumerate(ckpt["vocab"])}
         pairs = [(i, old_index[w]) for i, w in enumerate(data.vocab) if w in old_index]
         new_rows = torch.tensor([p[0] for p in pairs], dtype=torch.long)
@@ -196,8 +209,9 @@ class _Run:
                     if name not in old:
                         continue
                     src = old[name].to(t.device)
-                    if name == "text.embed.weight":
-                        if self.cfg.finetune_words and len(pairs) and src.shape[1:] == t.shape[1:]:
+                    if name in BY_TOKEN:
+                        learned = name != "text.embed.weight" or self.cfg.finetune_words
+                        if learned and len(pairs) and src.shape[1:] == t.shape[1:]:
                             t[new_rows] = src[old_rows].to(t.dtype)
                             copied += 1
                     elif src.shape == t.shape:
@@ -224,6 +238,8 @@ class _Run:
         half = tcfg.batch_size // 2
         diversity = tcfg.diversity_weight > 0 and half > 0
         contrastive = tcfg.contrastive_weight > 0
+        words = tcfg.word_weight > 0
+        bag = bag_of_words(ids, cfg.vocab_size) if words else None
         gen_ids, gen_lens = ids, lens
         unique = torch.arange(len(ids), device=dev)  # generated rows with distinct captions
         if diversity:
@@ -252,6 +268,9 @@ class _Run:
                       + d_loss(rf, ff, mf, tcfg.loss, tcfg.mismatch_weight))
             if contrastive:
                 loss_d = loss_d + tcfg.contrastive_weight * ce(self.D.match(real_feats, s).float(), target)
+            if words:
+                # Learned from real videos only: a fake must earn its words.
+                loss_d = loss_d + tcfg.word_weight * word_loss(self.D.words(real_feats), bag)
         if r1:
             loss_d = loss_d + tcfg.r1_gamma / 2 * r1_penalty(rv.float() + rf.float().mean(1), real)
         self.opt_d.zero_grad(set_to_none=True)
@@ -268,6 +287,9 @@ class _Run:
                 rows = (fake_feats[0][unique], fake_feats[1][unique])
                 match = self.D.match(rows, s_gen[unique]).float()
                 loss_g = loss_g + tcfg.contrastive_weight * ce(match, target[: len(unique)])
+            if words:
+                gen_bag = bag_of_words(gen_ids, cfg.vocab_size)
+                loss_g = loss_g + tcfg.word_weight * word_loss(self.D.words(fake_feats), gen_bag)
             if diversity:
                 # On the first frame only: z should choose where the object starts (as in
                 # the corpus), not how it moves, which is the direction word's job. On whole

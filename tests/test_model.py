@@ -10,7 +10,17 @@ import torch
 
 from t2v_core.config import ModelConfig
 from t2v_core.model.text_encoder import centre_vectors
-from t2v_core.model import Discriminator, Generator, TextEncoder, TokenAttention, d_loss, g_loss, r1_penalty
+from t2v_core.model import (
+    Discriminator,
+    Generator,
+    TextEncoder,
+    TokenAttention,
+    bag_of_words,
+    d_loss,
+    g_loss,
+    r1_penalty,
+    word_loss,
+)
 
 CFG = ModelConfig(frames=4, height=16, width=16, word_dim=8, vocab_size=12, text_dim=16,
                   z_dim=8, hidden=16, attn_heads=2, g_channels=4, d_channels=4)
@@ -94,6 +104,24 @@ def test_generator_output_depends_on_text_and_on_z():
     assert (base - other_text).abs().mean() > 1e-4
 
 
+def test_object_decoder_moves_one_unchanging_object():
+    """decoder = "object": every frame shows the same sprite (one colour, the same mass),
+    only its position changes."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, decoder="object")
+    ids, lengths = _batch()
+    video, w = Generator(cfg)(ids, lengths, torch.randn(3, cfg.z_dim))
+    assert video.shape == (3, 4, 3, 16, 16) and w.shape == (3, 4, 2, 6)
+    light = (video + 1) / 2  # (B, T, 3, H, W) in [0, 1]; black background
+    per_channel = light.sum((3, 4))  # (B, T, 3)
+    chroma = per_channel / per_channel.sum(-1, keepdim=True)
+    assert torch.allclose(chroma, chroma[:, :1].expand_as(chroma), atol=1e-4)  # one colour
+    mass = per_channel.sum(-1)
+    assert torch.allclose(mass, mass[:, :1].expand_as(mass), rtol=0.05)  # one sprite
+    centroid_x = (light.sum(2).sum(2) * torch.arange(16.0)).sum(-1) / light.sum((2, 3, 4))
+    assert (centroid_x[:, 1:] - centroid_x[:, :1]).abs().max() > 1e-3  # that moves
+
+
 def test_frame_size_must_be_a_square_power_of_two():
     with pytest.raises(ValueError, match="power of two"):
         Generator(dataclasses.replace(CFG, height=24, width=24))
@@ -129,6 +157,30 @@ def test_discriminator_match_matrix_and_feature_reuse():
     v1, f1 = disc.score(feats, s)
     v2, f2 = disc(video, ids, lengths)
     assert torch.allclose(v1, v2) and torch.allclose(f1, f2)
+
+
+def test_word_head_learns_which_words_a_video_shows():
+    """The auxiliary word classifier: a few steps on two fixed videos make D predict the
+    words of each one's caption above the other's."""
+    torch.manual_seed(0)
+    disc = Discriminator(CFG)
+    ids = torch.tensor([[2, 3, 4, 0], [2, 5, 6, 7]])
+    bag = bag_of_words(ids, CFG.vocab_size)
+    assert bag.shape == (2, CFG.vocab_size) and bag[:, :2].sum() == 0
+    assert bag[0].nonzero().flatten().tolist() == [2, 3, 4]
+    video = torch.rand(2, 4, 3, 16, 16) * 2 - 1
+    opt = torch.optim.Adam(disc.parameters(), lr=2e-3)
+    first = None
+    for _ in range(30):
+        loss = word_loss(disc.words(disc.features(video)), bag)
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first
+    with torch.no_grad():
+        p = torch.sigmoid(disc.words(disc.features(video)))
+    assert p[0, 3] > p[1, 3] and p[1, 5] > p[0, 5]  # each video's own words
 
 
 def test_discriminator_learns_to_reject_mismatched_captions():

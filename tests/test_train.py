@@ -158,8 +158,8 @@ def test_bad_data_gets_clear_errors(tmp_path):
 @pytest.mark.parametrize("loss", ["hinge"])
 def test_hinge_r1_contrastive_diversity_and_no_ema_settings_train(tmp_path, loss):
     cfg = dataclasses.replace(TRAIN, loss=loss, r1_gamma=1.0, ema_decay=0.0, steps=2,
-                              contrastive_weight=1.0, diversity_weight=0.1)
-    summary = train(tiny_data(), MODEL, cfg, tmp_path)
+                              contrastive_weight=1.0, diversity_weight=0.1, word_weight=1.0)
+    summary = train(tiny_data(), dataclasses.replace(MODEL, decoder="object"), cfg, tmp_path)
     assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_d"])
     assert load_checkpoint(newest_checkpoint(tmp_path))["generator_ema"] is None
 
@@ -201,6 +201,8 @@ def test_warm_start_begins_from_the_given_weights(tmp_path):
                 # gets the embed stage's vector.
                 assert torch.equal(v[3:], old[net][k][2:]), net
                 assert torch.allclose(v[2], torch.from_numpy(centre_vectors(new_data.embeddings)[2]))
+            elif k.startswith("word_head."):
+                assert torch.equal(v[3:], old[net][k][2:]), net
             else:
                 assert torch.equal(v, old[net][k]), f"{net}.{k} not copied"
 

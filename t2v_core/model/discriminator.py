@@ -68,6 +68,11 @@ class Discriminator(nn.Module):
         self.frame = _frame_branch(cfg, n_down)
         self.video_head = ProjectionHead(feat, cfg.text_dim)
         self.frame_head = ProjectionHead(feat, cfg.text_dim)
+        # Which words a caption of this video would use (TAC-GAN's auxiliary classifier,
+        # with the caption's words as labels): unlike "does this caption match", every word
+        # gets its own signal, so shape is learned even when colour alone would tell the
+        # captions of a batch apart.
+        self.word_head = nn.Linear(2 * feat, cfg.vocab_size)
 
     def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.text(ids, lengths)[2]
@@ -99,6 +104,11 @@ class Discriminator(nn.Module):
         captions per step instead of one."""
         phi_v, phi_f = feats
         return phi_v @ self.video_head.embed(s).T + phi_f.mean(1) @ self.frame_head.embed(s).T
+
+    def words(self, feats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """(B, vocab_size) logits: does a caption of this video contain word j?"""
+        phi_v, phi_f = feats
+        return self.word_head(torch.cat([phi_v, phi_f.mean(1)], -1))
 
     def forward(
         self, video: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor,

@@ -12,7 +12,7 @@ from t2v_core.model.attention import TokenAttention
 from t2v_core.model.text_encoder import TextEncoder
 
 
-DECODERS = ("sprite", "frame")
+DECODERS = ("object", "sprite", "frame")
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -53,6 +53,12 @@ class Generator(nn.Module):
     it on the black canvas with a translation read from the frame's state (a spatial
     transformer): a quarter of the convolution work, and motion becomes a smooth 2-D path
     that D's video branch can teach directly. ``decoder = "frame"`` decodes whole frames.
+
+    ``decoder = "object"`` decodes one half-size sprite per video, from the mean over frames
+    of [state, context], as a mask times a colour, and moves it along the same per-frame
+    path. The object cannot change colour or shape between frames (temporal coherence by
+    construction), the convolutions run once per video instead of once per frame, and the
+    mask has only shape and size to learn while colour is one linear read of the condition.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -60,7 +66,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         if cfg.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
-        n_up = check_frame_size(cfg) - (1 if cfg.decoder == "sprite" else 0)
+        placed = cfg.decoder in ("object", "sprite")
+        n_up = check_frame_size(cfg) - (1 if placed else 0)
         if n_up < 1:
             raise ValueError(f"the sprite decoder needs frames of at least 16x16, got {cfg.height}")
         self.text = TextEncoder(cfg)
@@ -75,8 +82,10 @@ class Generator(nn.Module):
         self.seed = nn.Linear(cond, chans[0] * 16)
         self.seed_norm = nn.BatchNorm2d(chans[0])
         self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
-        self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
-        self.where = nn.Linear(cfg.hidden, 2) if cfg.decoder == "sprite" else None
+        self.object = cfg.decoder == "object"
+        self.to_rgb = nn.Conv2d(chans[-1], 1 if self.object else 3, 3, padding=1)
+        self.colour = nn.Linear(cond, 3) if self.object else None
+        self.where = nn.Linear(cfg.hidden, 2) if placed else None
 
     def trajectory(
         self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
@@ -110,16 +119,26 @@ class Generator(nn.Module):
         cfg = self.cfg
         b = ids.shape[0]
         states, contexts, attn = self.trajectory(ids, lengths, z)
-        # Decode all frames of all videos as one batch of B*T images.
-        cond = torch.cat([states, contexts], -1).reshape(b * cfg.frames, -1)
-        x = torch.relu(self.seed_norm(self.seed(cond).view(b * cfg.frames, -1, 4, 4)))
+        cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
+        if self.object:
+            # One object per video: what it looks like comes from the whole clip's
+            # condition, where it is from each frame's state.
+            look = cond.mean(1)
+            mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
+            sprite = mask * torch.sigmoid(self.colour(look))[:, :, None, None]
+            frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), states)
+        else:
+            # Decode all frames of all videos as one batch of B*T images.
+            x = self._decode(cond.reshape(b * cfg.frames, -1))
+            frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), states)
+        return frames.view(b, cfg.frames, 3, cfg.height, cfg.width), attn
+
+    def _decode(self, cond: torch.Tensor) -> torch.Tensor:
+        """Conditions (N, hidden + text_dim) -> images (N, C, side, side) before squashing."""
+        x = torch.relu(self.seed_norm(self.seed(cond).view(cond.shape[0], -1, 4, 4)))
         for block in self.blocks:
             x = block(x, cond)
-        if self.where is None:
-            frames = torch.tanh(self.to_rgb(x))
-        else:
-            frames = self._place(torch.sigmoid(self.to_rgb(x)), states.reshape(b * cfg.frames, -1))
-        return frames.view(b, cfg.frames, 3, cfg.height, cfg.width), attn
+        return self.to_rgb(x)
 
     def centres(self, states: torch.Tensor) -> torch.Tensor:
         """Sprite centres (B, T, 2) as (x, y) in (-1/2, 1/2), normalised coordinates.
@@ -133,10 +152,10 @@ class Generator(nn.Module):
         return 0.5 * torch.tanh(torch.cumsum(raw, dim=1))
 
     def _place(self, sprite: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Put each half-size sprite (N, 3, H/2, W/2) in [0, 1] on a black full-size canvas
-        at its centre (see ``centres``; the sprite stays inside the frame)."""
+        """Put each half-size sprite (N = B * T, 3, H/2, W/2) in [0, 1] on a black full-size
+        canvas at the centre read from the states (B, T, hidden) (see ``centres``; the sprite stays inside the frame)."""
         n = sprite.shape[0]
-        centre = self.centres(states.view(-1, self.cfg.frames, states.shape[-1])).reshape(n, 2)
+        centre = self.centres(states).reshape(n, 2)
         # affine_grid maps output coordinates to sprite coordinates: x_in = 2 x_out - 2 c.
         theta = torch.zeros(n, 2, 3, device=sprite.device, dtype=sprite.dtype)
         theta[:, 0, 0] = 2.0

@@ -63,3 +63,20 @@ def mode_seeking(video_a: torch.Tensor, video_b: torch.Tensor, z_a: torch.Tensor
     training run tends to learn one video per caption and ignore z."""
     ratio = (video_a - video_b).abs().mean() / (z_a - z_b).abs().mean()
     return 1.0 / (ratio + eps)
+
+
+def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Token ids (B, L) -> (B, vocab_size) multi-hot of the words present; <pad> (0) and
+    <unk> (1) are no words."""
+    hot = torch.zeros(ids.shape[0], vocab_size, device=ids.device)
+    hot.scatter_(1, ids.long(), 1.0)
+    hot[:, :2] = 0
+    return hot
+
+
+def word_loss(logits: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """Multi-label BCE of word logits (B, V) against a bag of words (B, V), summed over the
+    vocabulary and divided by the words per caption: about one BCE term per caption word,
+    so the weight does not depend on the vocabulary's size."""
+    per = F.binary_cross_entropy_with_logits(logits.float(), words, reduction="none").sum(1)
+    return per.mean() / words.sum(1).mean().clamp(min=1)
