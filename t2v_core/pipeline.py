@@ -335,7 +335,8 @@ def frames_shard(ctx: Context, shard: ShardSpec) -> ArtifactRef:
                                columns=["video_sha256", "video_id", "video_path"]).to_pandas()
         first = corpus.drop_duplicates("video_sha256").set_index("video_sha256")
         videos = [(h, str(first.at[h, "video_id"]), str(first.at[h, "video_path"])) for h in shard.items]
-        index = video.extract_shard(videos, cfg, out / "clips.npy", shard.index, ctx.report("frames"))
+        index = video.extract_shard(videos, cfg, out / "clips.npy", shard.index,
+                                    ctx.report(f"frames-{shard.index}"))
         write_parquet(index, out / "clips.parquet", video.CLIPS_SCHEMA)
         ok = sum(1 for s in index.column("status").to_pylist() if s == "ok")
         return {"videos_in": len(videos), "clips_out": ok, "rejected": len(videos) - ok}
