@@ -104,11 +104,12 @@ def test_generator_output_depends_on_text_and_on_z():
     assert (base - other_text).abs().mean() > 1e-4
 
 
-def test_object_decoder_moves_one_unchanging_object():
-    """decoder = "object": every frame shows the same sprite (one colour, the same mass),
-    only its position changes."""
+@pytest.mark.parametrize("decoder", ["object", "scaled"])
+def test_object_decoder_moves_one_unchanging_object(decoder):
+    """decoder = "object" / "scaled": every frame shows the same sprite (one colour, the
+    same mass), only its position changes."""
     torch.manual_seed(0)
-    cfg = dataclasses.replace(CFG, decoder="object")
+    cfg = dataclasses.replace(CFG, decoder=decoder)
     ids, lengths = _batch()
     video, w = Generator(cfg)(ids, lengths, torch.randn(3, cfg.z_dim))
     assert video.shape == (3, 4, 3, 16, 16) and w.shape == (3, 4, 2, 6)

@@ -12,7 +12,7 @@ from t2v_core.model.attention import TokenAttention
 from t2v_core.model.text_encoder import TextEncoder
 
 
-DECODERS = ("object", "sprite", "frame")
+DECODERS = ("object", "scaled", "sprite", "frame")
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -59,6 +59,11 @@ class Generator(nn.Module):
     path. The object cannot change colour or shape between frames (temporal coherence by
     construction), the convolutions run once per video instead of once per frame, and the
     mask has only shape and size to learn while colour is one linear read of the condition.
+    ``decoder = "scaled"`` is "object" with the size taken out of the mask as well: the mask
+    is drawn at the sprite's full resolution and scaled onto the canvas by a factor read
+    from the condition (sampled at twice the resolution and averaged, so that shrinking
+    does not alias), and the sprite's outermost ring is cleared so that its border cannot
+    leave specks on the canvas.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -66,7 +71,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         if cfg.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
-        placed = cfg.decoder in ("object", "sprite")
+        placed = cfg.decoder in ("object", "scaled", "sprite")
         n_up = check_frame_size(cfg) - (1 if placed else 0)
         if n_up < 1:
             raise ValueError(f"the sprite decoder needs frames of at least 16x16, got {cfg.height}")
@@ -82,9 +87,10 @@ class Generator(nn.Module):
         self.seed = nn.Linear(cond, chans[0] * 16)
         self.seed_norm = nn.BatchNorm2d(chans[0])
         self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
-        self.object = cfg.decoder == "object"
+        self.object = cfg.decoder in ("object", "scaled")
         self.to_rgb = nn.Conv2d(chans[-1], 1 if self.object else 3, 3, padding=1)
         self.colour = nn.Linear(cond, 3) if self.object else None
+        self.scale = nn.Linear(cond, 1) if cfg.decoder == "scaled" else None
         self.where = nn.Linear(cfg.hidden, 2) if placed else None
 
     def trajectory(
@@ -125,8 +131,13 @@ class Generator(nn.Module):
             # condition, where it is from each frame's state.
             look = cond.mean(1)
             mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
+            scale = None
+            if self.scale is not None:
+                mask = nn.functional.pad(mask[:, :, 1:-1, 1:-1], (1, 1, 1, 1))
+                # Between 0.4 and 1 of the sprite's side: room for both corpus sizes.
+                scale = 0.4 + 0.6 * torch.sigmoid(self.scale(look)).repeat_interleave(cfg.frames, 0)
             sprite = mask * torch.sigmoid(self.colour(look))[:, :, None, None]
-            frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), states)
+            frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), states, scale)
         else:
             # Decode all frames of all videos as one batch of B*T images.
             x = self._decode(cond.reshape(b * cfg.frames, -1))
@@ -151,17 +162,25 @@ class Generator(nn.Module):
         raw = self.where(states)  # (B, T, 2)
         return 0.5 * torch.tanh(torch.cumsum(raw, dim=1))
 
-    def _place(self, sprite: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    def _place(self, sprite: torch.Tensor, states: torch.Tensor,
+               scale: torch.Tensor | None = None) -> torch.Tensor:
         """Put each half-size sprite (N = B * T, 3, H/2, W/2) in [0, 1] on a black full-size
-        canvas at the centre read from the states (B, T, hidden) (see ``centres``; the sprite stays inside the frame)."""
+        canvas at the centre read from the states (B, T, hidden) (see ``centres``), shrunk
+        by ``scale`` (N, 1) in (0, 1] when given; the sprite stays inside the frame."""
         n = sprite.shape[0]
         centre = self.centres(states).reshape(n, 2)
         # affine_grid maps output coordinates to sprite coordinates: x_in = 2 x_out - 2 c.
+        # With a scale s the sprite covers s of its usual side: x_in = (2 x_out - 2 c) / s.
+        inv = 2.0 / (scale if scale is not None else torch.ones(n, 1, device=sprite.device))
         theta = torch.zeros(n, 2, 3, device=sprite.device, dtype=sprite.dtype)
-        theta[:, 0, 0] = 2.0
-        theta[:, 1, 1] = 2.0
-        theta[:, :, 2] = -2.0 * centre.to(sprite.dtype)
-        grid = nn.functional.affine_grid(theta, [n, 3, self.cfg.height, self.cfg.width], align_corners=False)
+        theta[:, 0, 0] = inv[:, 0]
+        theta[:, 1, 1] = inv[:, 0]
+        theta[:, :, 2] = -inv * centre.to(sprite.dtype)
+        ss = 1 if scale is None else 2  # supersampling: a shrunk sprite is box-filtered
+        size = [n, 3, self.cfg.height * ss, self.cfg.width * ss]
+        grid = nn.functional.affine_grid(theta, size, align_corners=False)
         canvas = nn.functional.grid_sample(sprite, grid, mode="bilinear", padding_mode="zeros",
                                            align_corners=False)
+        if ss > 1:
+            canvas = nn.functional.avg_pool2d(canvas, ss)
         return canvas * 2 - 1
