@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 
 from flows.settings import resolve_profile, task_runner_for, workspace_path
 from t2v_core import pipeline
-from t2v_core.store import ArtifactRef
+from t2v_core.store import ArtifactRef, ArtifactStore
 from tasks._common import unwrap
 from tasks.annotate import annotate_shard_task, combine_annotate_task
 from tasks.embed import embed_task
@@ -57,7 +57,7 @@ def pipeline_flow(
         elif stage == "ingest":
             refs["ingest"] = unwrap(ingest_task(prof, ws, refs["synth"]))
         elif stage == "tokenize":
-            specs = pipeline.plan_text_shards(pipeline.Context(prof, _store(ws)), refs["ingest"])
+            specs = pipeline.plan_text_shards(pipeline.Context(prof, ArtifactStore(ws)), refs["ingest"])
             tok_shards = _results(tokenize_shard_task.map(prof, ws, specs))
             done += tok_shards
             refs["tokenize"] = unwrap(combine_tokenize_task(prof, ws, tok_shards))
@@ -68,12 +68,12 @@ def pipeline_flow(
         elif stage == "embed":
             refs["embed"] = unwrap(embed_task(prof, ws, refs["tokenize"], refs["annotate"]))
         elif stage == "frames":
-            specs = pipeline.plan_frame_shards(pipeline.Context(prof, _store(ws)), refs["ingest"])
+            specs = pipeline.plan_frame_shards(pipeline.Context(prof, ArtifactStore(ws)), refs["ingest"])
             shards = _results(frames_shard_task.map(prof, ws, specs))
             done += shards
             refs["frames"] = unwrap(combine_frames_task(prof, ws, shards))
         elif stage == "train":
-            warm = _store(ws).get("train", init_from) if init_from else None
+            warm = ArtifactStore(ws).get("train", init_from) if init_from else None
             if init_from and warm is None:
                 raise ValueError(f"init_from: no committed training run {init_from!r}")
             refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"], warm))
@@ -92,12 +92,6 @@ def pipeline_flow(
             how = "cached" if refs[stage].cached else "built"
             logger.info("%-9s %s  %s", stage, how, refs[stage].path)
     return {"refs": {k: v.to_dict() for k, v in refs.items()}, "ran": dict(ran), "cached": dict(cached)}
-
-
-def _store(ws: str) -> Any:
-    from t2v_core.store import ArtifactStore
-
-    return ArtifactStore(ws)
 
 
 def run(profile: str = "demo", stages: list[str] | None = None, workspace: str = "",

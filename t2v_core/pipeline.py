@@ -49,9 +49,10 @@ CODE = {
     "annotate": ["text.py"],
     "embed": ["embeddings.py", "text.py"],
     "frames": ["video.py"],
-    "train": ["model", "train.py"],
+    "train": ["model", "train.py", "datasets.py"],
     "render": ["render.py", "catalog.py", "generate.py", "video.py", "text.py", "embeddings.py"],
-    "evaluate": ["evaluate.py", "judge.py", "generate.py", "corpus/synthetic.py"],
+    "evaluate": ["assess.py", "datasets.py", "evaluate.py", "features.py", "judge.py", "generate.py",
+                 "embeddings.py", "text.py", "corpus/synthetic.py"],
 }
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
@@ -364,47 +365,7 @@ def combine_frames(ctx: Context, shard_refs: Sequence[ArtifactRef]) -> ArtifactR
     return _build(ctx, "frames", ctx.profile.section("frames"), inputs, build)
 
 
-def load_clips(frames_ref: ArtifactRef) -> tuple[np.ndarray, dict[str, int]]:
-    """All ok clips as one (M, T, H, W, 3) array, and video hash -> row in it."""
-    index = _read(frames_ref, "clips.parquet").to_pandas()
-    index = index[index["status"] == "ok"]
-    arrays, rows = [], {}
-    for shard, part in index.groupby("shard", sort=True):
-        mm = np.load(Path(frames_ref.path) / f"clips-{int(shard):05d}.npy", mmap_mode="r")
-        arrays.append(np.asarray(mm[part["row"].to_numpy()]))
-        for h in part["video_sha256"]:
-            rows[h] = len(rows)
-    if not arrays:
-        raise ValueError(f"frames artifact {frames_ref.key} holds no usable clips")
-    return np.concatenate(arrays), rows
-
-
 # ---------------------------------------------------------------------------- train
-
-
-def train_data(ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
-               split: str = "train") -> Any:
-    """Join captions, token ids and clips into the trainer's input."""
-    from t2v_core.train import TrainData
-
-    corpus = _read(ingest_ref, "corpus.parquet", ["caption_id", "video_sha256", "split"]).to_pandas()
-    captions = _read(embed_ref, "captions.parquet").to_pandas()
-    clips, clip_row = load_clips(frames_ref)
-    joined = corpus[corpus["split"] == split].merge(captions, on="caption_id", how="inner")
-    joined = joined[joined["video_sha256"].isin(clip_row.keys())]
-    if joined.empty:
-        raise ValueError(f"no {split!r} captions have both token ids and frames")
-    token_ids = np.load(embed_ref.file("token_ids.npy"), mmap_mode="r")
-    vocab = _read(embed_ref, "vocab.parquet").to_pandas().sort_values("id")["token"].tolist()
-    return TrainData(
-        clips=clips,
-        caption_clip=joined["video_sha256"].map(clip_row).to_numpy(np.int64),
-        token_ids=np.asarray(token_ids[joined["row"].to_numpy()], dtype=np.int32),
-        lengths=joined["length"].to_numpy(np.int32),
-        embeddings=np.load(embed_ref.file("embedding_matrix.npy")),
-        vocab=vocab,
-        data_id=digest_json([ingest_ref.key, embed_ref.key, frames_ref.key])[:16],
-    )
 
 
 def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
@@ -416,6 +377,7 @@ def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_
     checkpoint: nightly retraining can continue from the previous model. It is part of
     the key, so a warm-started run never shares a folder with a cold one."""
     from t2v_core import train as trainer
+    from t2v_core.datasets import train_data
 
     def build(out: Path) -> dict[str, int]:
         data = train_data(ingest_ref, embed_ref, frames_ref)
@@ -443,8 +405,10 @@ def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_
 
 def _quick_eval(ctx: Context, model: Any) -> dict[str, float]:
     """The judge's accuracy on a few prompts, logged into metrics.parquet during training."""
+    from t2v_core.assess import judge_model
+
     n = max(1, min(20, ctx.profile.evaluate.prompts_per_split))
-    m, _, _ = judge_model(ctx, model, n_per_split=n, variety_pairs=0)
+    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, 0, ctx.profile.evaluate.seed)
     return {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
             "held_out_all_correct": m["held_out"]["all_correct"] or 0.0,
             "coherent": m["coherence"]["coherent_share"] or 0.0}
@@ -478,15 +442,19 @@ def render(ctx: Context, train_ref: ArtifactRef, catalog: Path | None = None) ->
 
     def build(out: Path) -> dict[str, int]:
         model = Text2Video.from_checkpoint(checkpoint_of(train_ref), use_ema=cfg.use_ema)
-        nlp = _nlp(ctx.profile.tokenize.spacy_model,
-                   "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
-        gen = renderer.make_generate_fn(model, nlp, ctx.profile.embed.token_form, ctx.profile.embed.max_len)
+        gen = renderer.make_generate_fn(model, _prompt_nlp(ctx), ctx.profile.embed.token_form, ctx.profile.embed.max_len)
         result = renderer.render_catalog(catalog, out, gen, cfg, progress=ctx.report("render"))
         (out / "summary.json").write_text(json.dumps(result, indent=2, default=str))
         return {k: int(v) for k, v in result.items() if isinstance(v, (int, np.integer))}
 
     inputs = {"train": train_ref.key, "catalog": digest_file(catalog)}
     return _build(ctx, "render", {**ctx.profile.section("render"), "catalog": str(catalog)}, inputs, build)
+
+
+def _prompt_nlp(ctx: Context) -> Any:
+    """The spaCy pipeline that reads prompts in the embed stage's token form."""
+    return _nlp(ctx.profile.tokenize.spacy_model,
+                "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
 
 
 def evaluate(ctx: Context, train_ref: ArtifactRef, frames_ref: ArtifactRef, ingest_ref: ArtifactRef) -> ArtifactRef:
@@ -497,90 +465,24 @@ def evaluate(ctx: Context, train_ref: ArtifactRef, frames_ref: ArtifactRef, inge
         return {"prompts": int(metrics.get("prompts", 0))}
 
     inputs = {"train": train_ref.key, "frames": frames_ref.key, "ingest": ingest_ref.key}
-    return _build(ctx, "evaluate", ctx.profile.section("evaluate"), inputs, build)
-
-
-def evaluation_prompts(n_per_split: int, seed: int) -> list[dict[str, Any]]:
-    """``n_per_split`` held-out prompts and as many seen ones, cycling through all
-    attribute combinations of each split so every colour, shape, size and direction shows."""
-    from t2v_core.corpus import synthetic as syn
-
-    rng = np.random.default_rng(seed)
-    combos: dict[str, list[tuple[str, str, str, str]]] = {"train": [], "test": []}
-    for c in syn.COLOURS:
-        for s in syn.SHAPES:
-            for z in syn.SIZES:
-                for d in syn.DIRECTIONS:
-                    combos[syn.split_of(c, s)].append((c, s, z, d))
-    rows = []
-    for split, pool in combos.items():
-        order = rng.permutation(len(pool))
-        for i in range(n_per_split):
-            c, s, z, d = pool[order[i % len(pool)]]
-            rows.append({"colour": c, "shape": s, "size": z, "direction": d, "split": split,
-                         "prompt": syn.prompt_for(c, s, z, d), "seed": int(rng.integers(2**31))})
-    return rows
-
-
-def judge_model(ctx: Context, model: Any, n_per_split: int, variety_pairs: int
-                ) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
-    """Render ``n_per_split`` held-out and seen prompts with a Text2Video and judge the
-    pixels. Returns the metrics, the clips and the prompt rows they were made from."""
-    from t2v_core import evaluate as ev
-    from t2v_core.embeddings import encode_tokens, prompt_tokens
-
-    nlp = _nlp(ctx.profile.tokenize.spacy_model,
-               "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
-    rows = evaluation_prompts(n_per_split, ctx.profile.evaluate.seed)
-
-    def generate(prompts: list[str], seeds: list[int]) -> np.ndarray:
-        tokens = prompt_tokens(nlp, prompts, ctx.profile.embed.token_form)
-        ids, lengths, _ = encode_tokens(tokens, model.vocab, ctx.profile.embed.max_len)
-        return model.generate(ids, lengths, seeds)
-
-    clips = generate([r["prompt"] for r in rows], [r["seed"] for r in rows])
-    metrics: dict[str, Any] = ev.evaluate_clips(clips, rows)
-    if variety_pairs:
-        pairs = rows[:variety_pairs]
-        again = generate([r["prompt"] for r in pairs], [r["seed"] + 1 for r in pairs])
-        metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
-    metrics["prompts"] = len(rows)
-    return metrics, clips, rows
+    params = {**ctx.profile.section("evaluate"), "use_ema": ctx.profile.render.use_ema}
+    return _build(ctx, "evaluate", params, inputs, build)
 
 
 def evaluate_model(ctx: Context, checkpoint: Path, frames_ref: ArtifactRef | None = None,
                    ingest_ref: ArtifactRef | None = None) -> dict[str, Any]:
     """The evaluation metrics of one checkpoint (also used by benchmarks)."""
+    from t2v_core.assess import frechet_against_real, judge_model
     from t2v_core.generate import Text2Video
 
     cfg = ctx.profile.evaluate
     model = Text2Video.from_checkpoint(checkpoint, use_ema=ctx.profile.render.use_ema)
-    metrics, clips, rows = judge_model(ctx, model, cfg.prompts_per_split, cfg.variety_pairs)
+    metrics, clips, rows = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed,
+                                       cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
     if frames_ref is not None and ingest_ref is not None:
-        metrics["frechet"] = frechet_against_real(ctx, clips, rows, frames_ref, ingest_ref)
+        metrics["frechet"] = frechet_against_real(clips, rows, frames_ref, ingest_ref, cfg)
     metrics["checkpoint"] = checkpoint.name
     return metrics
-
-
-def frechet_against_real(ctx: Context, fake: np.ndarray, rows: list[dict[str, Any]],
-                         frames_ref: ArtifactRef, ingest_ref: ArtifactRef) -> float:
-    """Frechet distance between real test-split clips and the generated held-out clips, on
-    the features of a small classifier trained on the real corpus."""
-    from t2v_core import evaluate as ev
-
-    clips, clip_row = load_clips(frames_ref)
-    corpus = _read(ingest_ref, "corpus.parquet").to_pandas().drop_duplicates("video_sha256")
-    corpus = corpus[corpus["video_sha256"].isin(clip_row.keys())]
-    attrs = ["colour", "shape", "size", "direction"]
-    real = clips[corpus["video_sha256"].map(clip_row).to_numpy()]
-    labels = {a: corpus[a].astype("category").cat.codes.to_numpy() for a in attrs}
-    net = ev.train_feature_net(real, labels, steps=ctx.profile.evaluate.feature_steps,
-                               seed=ctx.profile.evaluate.seed)
-    test_real = real[(corpus["split"] == "test").to_numpy()]
-    test_fake = fake[np.array([r["split"] == "test" for r in rows])]
-    if len(test_real) < 2 or len(test_fake) < 2:
-        return float("nan")
-    return float(ev.frechet_distance(ev.video_features(net, test_real), ev.video_features(net, test_fake)))
 
 
 # ---------------------------------------------------------------------------- whole pipeline
