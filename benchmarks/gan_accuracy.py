@@ -14,17 +14,20 @@ accuracy with attention over without it.
     .venv/bin/python benchmarks/gan_accuracy.py                       # demo + its ablation
     .venv/bin/python benchmarks/gan_accuracy.py --profile full --minutes 30 --no-ablation
     .venv/bin/python benchmarks/gan_accuracy.py --workspace /tmp/ws --json /tmp/gan.json
+    .venv/bin/python benchmarks/gan_accuracy.py --parallel   # both trainings at once, a core each
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=None, help="override [train] max_minutes")
     ap.add_argument("--no-ablation", action="store_true", help="skip the attention-off baseline")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--parallel", action="store_true",
+                    help="train the two variants side by side, one core each (needs [train] threads = 1)")
     args = ap.parse_args()
 
     profile = load_profile(args.profile)
@@ -113,11 +118,23 @@ def main() -> None:
     print(f"hardware: {hardware(profile)}")
     print(f"workspace: {workspace}")
 
-    results = {"profile": profile.name, "hardware": hardware(profile), "attention": run_variant(profile, workspace)}
-    show("with attention", results["attention"])
-    if not args.no_ablation:
+    results: dict[str, Any] = {"profile": profile.name, "hardware": hardware(profile)}
+    if args.no_ablation:
+        results["attention"] = run_variant(profile, workspace)
+        show("with attention", results["attention"])
+    else:
         ablated = profile.override(model={"attention": False})
-        results["no_attention"] = run_variant(ablated, workspace)
+        if args.parallel:
+            # Every stage before train once, then both trainings side by side: each trains
+            # on one torch thread (the profiles' [train] threads), so each has a core.
+            run_pipeline(profile, workspace, stages=("embed", "frames"))
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+                jobs = [pool.submit(run_variant, p, workspace) for p in (profile, ablated)]
+                results["attention"], results["no_attention"] = (j.result() for j in jobs)
+        else:
+            results["attention"] = run_variant(profile, workspace)
+            results["no_attention"] = run_variant(ablated, workspace)
+        show("with attention", results["attention"])
         show("without attention (baseline)", results["no_attention"])
         a = results["attention"]["held_out"]["all_correct"]
         b = results["no_attention"]["held_out"]["all_correct"]

@@ -106,9 +106,10 @@ class ModelConfig:
     hidden: int = 256  # generator recurrent state width
     attention: bool = True  # False = the ablation: every frame sees only the sentence vector
     attn_heads: int = 4  # heads of the per-frame attention over token states
-    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | frame
+    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
     g_channels: int = 64
     d_channels: int = 64
+    word_critic: bool = False  # D also judges real/fake on its word branch's features
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,15 @@ class _Run:
                 loss_d = loss_d + tcfg.contrastive_weight * ce(self.D.match(real_feats, s).float(), target)
             if words:
                 # Learned from real videos only: a fake must earn its words.
-                loss_d = loss_d + tcfg.word_weight * word_loss(self.D.words(real_feats), bag)
+                real_w = self.D.word_features(real.detach())
+                loss_d = loss_d + tcfg.word_weight * word_loss(self.D.word_head(real_w), bag)
+                if self.D.word_critic is not None:
+                    # The critic on top of the word features; it does not train them.
+                    fake_w = self.D.word_features(fake.detach()).detach()
+                    critic = self.D.word_critic
+                    loss_d = loss_d + d_loss(critic(real_w.detach(), s), critic(fake_w, s_gen),
+                                             critic(real_w.detach(), s_wrong), tcfg.loss,
+                                             tcfg.mismatch_weight)
         if r1:
             loss_d = loss_d + tcfg.r1_gamma / 2 * r1_penalty(rv.float() + rf.float().mean(1), real)
         self.opt_d.zero_grad(set_to_none=True)
@@ -289,7 +297,10 @@ class _Run:
                 loss_g = loss_g + tcfg.contrastive_weight * ce(match, target[: len(unique)])
             if words:
                 gen_bag = bag_of_words(gen_ids, cfg.vocab_size)
-                loss_g = loss_g + tcfg.word_weight * word_loss(self.D.words(fake_feats), gen_bag)
+                fake_w = self.D.word_features(fake)
+                loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag)
+                if self.D.word_critic is not None:
+                    loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
             if diversity:
                 # On the first frame only: z should choose where the object starts (as in
                 # the corpus), not how it moves, which is the direction word's job. On whole

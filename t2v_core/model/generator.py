@@ -12,7 +12,7 @@ from t2v_core.model.attention import TokenAttention
 from t2v_core.model.text_encoder import TextEncoder
 
 
-DECODERS = ("object", "scaled", "sprite", "frame")
+DECODERS = ("object", "scaled", "coord", "sprite", "frame")
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -39,6 +39,84 @@ class FiLMBlock(nn.Module):
         return torch.relu(x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None])
 
 
+# CoordDecoder: a gain on its logits (8 measured worse: shapes collapsed to filled boxes) and
+# the starting bias of its output (a filled box; see __init__).
+GAIN = 4.0
+OUT_BIAS = 1.0
+
+
+class CoordDecoder(nn.Module):
+    """The object's mask, drawn pixel by pixel from where each pixel is relative to the
+    object's centre (CoordConv, Liu et al. 2018; conditionally independent pixel synthesis,
+    Anokhin et al. 2021).
+
+    The object lives in a centred square box whose half-side, a share of a quarter of the
+    frame, is read from the condition. Each pixel sees its own coordinates (x, y) and radius
+    r relative to that box (+-1 on its edges), so size is one number and the shape is a
+    function of where the pixel lies in its box: straight edges, corners and round outlines
+    are each a few units of a small network, and the shape is the same at every size. 1x1
+    convolutions with the condition as a FiLM scale and shift on every layer draw it, and
+    the logits are capped outside the box, so the
+    object cannot drift off-centre or grow past it (both happened without the cap, and a
+    clipped circle reads as a square).
+
+    Coordinates are shifted by the centre's sub-pixel offset (``offset``), so a moving object
+    is drawn afresh at its exact position in every frame, as the corpus renderer draws it,
+    instead of being resampled, which blurred it by a different amount in every frame."""
+
+    def __init__(self, cond_dim: int, frame_side: int, channels: int, layers: int = 3):
+        super().__init__()
+        self.quarter = frame_side / 4  # the largest box's half-side, in pixels
+        self.side = frame_side // 2 + 2  # the sprite: the largest object and a pixel of shift
+        centres = torch.arange(self.side, dtype=torch.float32) + 0.5 - self.side / 2
+        ys, xs = torch.meshgrid(centres, centres, indexing="ij")
+        self.register_buffer("grid", torch.stack([xs, ys]), persistent=False)  # (2, S, S) pixels
+        self.size = nn.Linear(cond_dim, 1)
+        # 1x1 convolutions, written as linear layers over the pixels (twice as fast on CPU).
+        self.inp = nn.Linear(3, channels)
+        self.hidden = nn.ModuleList(nn.Linear(channels, channels) for _ in range(layers - 1))
+        self.films = nn.ModuleList(nn.Linear(cond_dim, 2 * channels) for _ in range(layers))
+        self.out = nn.Linear(channels, 1)
+        # Start from a filled box (a square): of the three corpus shapes the network carved
+        # circles and triangles out of it readily, but when every shape started as a soft
+        # blob it rounded squares' corners off for thousands of steps.
+        nn.init.constant_(self.out.bias, OUT_BIAS)
+        # Start with small boxes (half-side ~0.45 of the largest), as small as the corpus's
+        # small objects: large ones then grow their box, and small ones keep the box's sharp
+        # edges. Started in the middle, every box grew to the largest and small objects
+        # were drawn as soft blobs inside it, which rounds small squares.
+        nn.init.constant_(self.size.bias, -1.5)
+
+    def box(self, cond: torch.Tensor) -> torch.Tensor:
+        """(N, cond_dim) -> the box's half-side in pixels (N, 1), at most 0.95 of a quarter
+        of the frame (an object up to 0.475 of the frame's side)."""
+        return (0.3 + 0.65 * torch.sigmoid(self.size(cond))) * self.quarter
+
+    def forward(self, cond: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """cond (N, cond_dim), offset (N, 2) pixels in [0, 1) or None -> mask logits
+        (N, 1, S, S): the object's centre is ``offset`` right of and below the sprite's."""
+        half = self.box(cond)[:, :, None, None]
+        grid = self.grid[None]
+        if offset is not None:
+            grid = grid - offset[:, :, None, None]
+        uv = grid / half  # (N, 2, S, S): +-1 on the box's edges
+        r = uv.norm(dim=1, keepdim=True)
+        n, side = cond.shape[0], self.side
+        x = torch.cat([uv, r], 1).flatten(2).transpose(1, 2) * 4  # (N, S*S, 3)
+        for i, film in enumerate(self.films):
+            gamma, beta = film(cond)[:, None].chunk(2, dim=-1)
+            layer = self.inp if i == 0 else self.hidden[i - 1]
+            x = torch.relu(layer(x) * (1 + gamma) + beta)
+        # A gain on the network's logits: the corpus's objects are solid, and a mask that
+        # must be driven far from 0 to be faint cannot settle into a soft blob (which small
+        # objects did without it).
+        logits = GAIN * self.out(x).transpose(1, 2).reshape(n, 1, side, side)
+        # Nothing outside the box: its distance past the edge, in pixels, caps the logits
+        # (0 on the edge, where a pixel is half covered; -6 one pixel out).
+        inside = (1 - uv.abs().amax(dim=1, keepdim=True)) * half
+        return torch.minimum(logits, 6 * inside)
+
+
 class Generator(nn.Module):
     """G(text, z) -> video (B, T, 3, H, W) in [-1, 1].
 
@@ -59,6 +137,10 @@ class Generator(nn.Module):
     path. The object cannot change colour or shape between frames (temporal coherence by
     construction), the convolutions run once per video instead of once per frame, and the
     mask has only shape and size to learn while colour is one linear read of the condition.
+    ``decoder = "coord"`` is "object" with the mask drawn by a CoordDecoder: each pixel is
+    computed from its coordinates relative to the object's centre and the condition, which
+    draws crisp, centred outlines whose shape does not depend on their size, afresh at the
+    exact sub-pixel position of every frame (see CoordDecoder).
     ``decoder = "scaled"`` is "object" with the size taken out of the mask as well: the mask
     is drawn at the sprite's full resolution and scaled onto the canvas by a factor read
     from the condition (sampled at twice the resolution and averaged, so that shrinking
@@ -71,7 +153,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         if cfg.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
-        placed = cfg.decoder in ("object", "scaled", "sprite")
+        placed = cfg.decoder in ("object", "scaled", "coord", "sprite")
         n_up = check_frame_size(cfg) - (1 if placed else 0)
         if n_up < 1:
             raise ValueError(f"the sprite decoder needs frames of at least 16x16, got {cfg.height}")
@@ -84,11 +166,15 @@ class Generator(nn.Module):
         cond = cfg.hidden + d
         base = cfg.g_channels
         chans = [base * min(2 ** (n_up - i), 4) for i in range(n_up + 1)]
-        self.seed = nn.Linear(cond, chans[0] * 16)
-        self.seed_norm = nn.BatchNorm2d(chans[0])
-        self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
-        self.object = cfg.decoder in ("object", "scaled")
-        self.to_rgb = nn.Conv2d(chans[-1], 1 if self.object else 3, 3, padding=1)
+        self.object = cfg.decoder in ("object", "scaled", "coord")
+        if cfg.decoder == "coord":
+            self.coord = CoordDecoder(cond, cfg.height, base)
+        else:
+            self.coord = None
+            self.seed = nn.Linear(cond, chans[0] * 16)
+            self.seed_norm = nn.BatchNorm2d(chans[0])
+            self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
+            self.to_rgb = nn.Conv2d(chans[-1], 1 if self.object else 3, 3, padding=1)
         self.colour = nn.Linear(cond, 3) if self.object else None
         self.scale = nn.Linear(cond, 1) if cfg.decoder == "scaled" else None
         self.where = nn.Linear(cfg.hidden, 2) if placed else None
@@ -130,19 +216,37 @@ class Generator(nn.Module):
             # One object per video: what it looks like comes from the whole clip's
             # condition, where it is from each frame's state.
             look = cond.mean(1)
-            mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
-            scale = None
-            if self.scale is not None:
-                mask = nn.functional.pad(mask[:, :, 1:-1, 1:-1], (1, 1, 1, 1))
-                # Between 0.4 and 1 of the sprite's side: room for both corpus sizes.
-                scale = 0.4 + 0.6 * torch.sigmoid(self.scale(look)).repeat_interleave(cfg.frames, 0)
-            sprite = mask * torch.sigmoid(self.colour(look))[:, :, None, None]
-            frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), states, scale)
+            colour = torch.sigmoid(self.colour(look))[:, :, None, None]
+            if self.coord is not None:
+                frames = self._draw(look, colour, states)
+            else:
+                mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
+                scale = None
+                if self.scale is not None:
+                    mask = nn.functional.pad(mask[:, :, 1:-1, 1:-1], (1, 1, 1, 1))
+                    # Between 0.4 and 1 of the sprite's side: room for both corpus sizes.
+                    scale = 0.4 + 0.6 * torch.sigmoid(self.scale(look)).repeat_interleave(cfg.frames, 0)
+                sprite = mask * colour
+                frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), states, scale)
         else:
             # Decode all frames of all videos as one batch of B*T images.
             x = self._decode(cond.reshape(b * cfg.frames, -1))
             frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), states)
         return frames.view(b, cfg.frames, 3, cfg.height, cfg.width), attn
+
+    def _draw(self, look: torch.Tensor, colour: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """The coord decoder's frames (B * T, 3, H, W) in [-1, 1]: each frame's sprite is
+        drawn at the centre's sub-pixel offset and pasted at its whole-pixel position."""
+        cfg, dec = self.cfg, self.coord
+        t = cfg.frames
+        # Pixel position of the centre (x, y), from the left and top edges.
+        centre = (self.centres(states).reshape(-1, 2) + 1) * torch.tensor(
+            [cfg.width / 2, cfg.height / 2], device=states.device, dtype=states.dtype)
+        corner = centre - dec.side / 2  # the sprite's top-left corner
+        whole = torch.floor(corner.detach())
+        mask = torch.sigmoid(dec(look.repeat_interleave(t, 0), corner - whole))  # (B*T, 1, S, S)
+        sprite = mask * colour.repeat_interleave(t, 0)
+        return paste(sprite, whole.long(), cfg.height, cfg.width) * 2 - 1
 
     def _decode(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditions (N, hidden + text_dim) -> images (N, C, side, side) before squashing."""
@@ -184,3 +288,17 @@ class Generator(nn.Module):
         if ss > 1:
             canvas = nn.functional.avg_pool2d(canvas, ss)
         return canvas * 2 - 1
+
+
+def paste(sprite: torch.Tensor, corner: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Sprites (N, C, S, S) onto black canvases (N, C, height, width) with their top-left
+    pixel at ``corner`` (N, 2) whole pixels (x, y); what falls outside is cut off. An exact
+    copy (a gather), so it adds no blur; gradients flow to the sprite's pixels."""
+    n, c, side, _ = sprite.shape
+    dev = sprite.device
+    rows = torch.arange(height, device=dev)[None] - corner[:, 1:2]  # (N, H): sprite row per canvas row
+    cols = torch.arange(width, device=dev)[None] - corner[:, 0:1]
+    valid = (((rows >= 0) & (rows < side))[:, :, None] & ((cols >= 0) & (cols < side))[:, None, :])
+    idx = torch.arange(n, device=dev)[:, None, None]
+    out = sprite.permute(0, 2, 3, 1)[idx, rows.clamp(0, side - 1)[:, :, None], cols.clamp(0, side - 1)[:, None, :]]
+    return (out * valid[..., None].to(out.dtype)).permute(0, 3, 1, 2)
