@@ -109,7 +109,7 @@ class ModelConfig:
     decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
     g_channels: int = 64
     d_channels: int = 64
-    word_critic: bool = False  # D also judges real/fake on its word branch's features
+    word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
 
 
 @dataclass(frozen=True)

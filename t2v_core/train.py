@@ -364,6 +364,9 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     model_cfg = fill_model_config(model_cfg, data)
     data.validate(model_cfg)
+    if model_cfg.word_critic and train_cfg.word_weight <= 0:
+        raise ValueError("[model] word_critic judges on the word branch, which only "
+                         "[train] word_weight > 0 trains; set both or neither")
     if train_cfg.threads > 0:
         torch.set_num_threads(train_cfg.threads)
     device = resolve_device(train_cfg.device)

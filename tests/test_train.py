@@ -181,6 +181,13 @@ def test_coord_decoder_with_the_word_critic_trains_and_resumes_exactly(tmp_path)
             assert torch.equal(v, b[part][k]), (part, k)
 
 
+def test_word_critic_without_the_word_loss_is_refused(tmp_path):
+    model = dataclasses.replace(MODEL, word_critic=True)
+    with pytest.raises(ValueError, match="word_weight"):
+        train(tiny_data(), model, dataclasses.replace(TRAIN, word_weight=0.0), tmp_path)
+    assert not list_checkpoints(tmp_path)
+
+
 def test_wall_clock_budget_stops_and_checkpoints(tmp_path):
     cfg = dataclasses.replace(TRAIN, steps=1000, max_minutes=1e-9)
     summary = train(tiny_data(), MODEL, cfg, tmp_path)
