@@ -109,6 +109,7 @@ class ModelConfig:
     decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
     g_channels: int = 64
     d_channels: int = 64
+    look: str = "clip"  # object decoders: what the object's look is read from: clip (mean over frames of [state, context]) | words (learned-query attention over the tokens)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
 
 
@@ -127,8 +128,10 @@ class TrainConfig:
     diversity_weight: float = 0.0  # MSGAN mode-seeking term for G (same caption, two z); 0 = off
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
+    box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
+    select_by: str = ""  # an eval metric (seen compositions only): publish the checkpoint that maximises it; "" = the newest
     max_minutes: float = 0.0  # 0 = no wall-clock budget
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch default

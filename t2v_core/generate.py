@@ -7,6 +7,7 @@ nanoGPT-style: the checkpoint holds the model config and the vocabulary, so
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,22 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def newest_checkpoint(run_dir: Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+SELECTED = "best.json"  # the run's selected checkpoint, see t2v_core/train.py
+
+
+def model_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a run publishes: the one its validation selected (``best.json``,
+    written by training with [train] select_by), else the newest."""
+    run_dir = Path(run_dir)
+    marker = run_dir / SELECTED
+    if marker.is_file():
+        chosen = run_dir / json.loads(marker.read_text())["checkpoint"]
+        if not chosen.is_file():
+            raise FileNotFoundError(f"{marker} selects {chosen.name}, which is missing")
+        return chosen
+    return newest_checkpoint(run_dir)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

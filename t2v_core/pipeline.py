@@ -404,20 +404,25 @@ def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_
 
 
 def _quick_eval(ctx: Context, model: Any) -> dict[str, float]:
-    """The judge's accuracy on a few prompts, logged into metrics.parquet during training."""
+    """The judge's accuracy on a few prompts, logged into metrics.parquet during training.
+
+    These are validation draws: the evaluation's seed plus one, so neither their noise nor
+    their order is the evaluate stage's. [train] select_by may use the seen compositions'
+    figures (which are training compositions), never the held-out ones."""
     from t2v_core.assess import judge_model
 
-    n = max(1, min(20, ctx.profile.evaluate.prompts_per_split))
-    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, 0, ctx.profile.evaluate.seed)
+    n = max(1, min(40, ctx.profile.evaluate.prompts_per_split))
+    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, 0, ctx.profile.evaluate.seed + 1)
     return {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
             "held_out_all_correct": m["held_out"]["all_correct"] or 0.0,
             "coherent": m["coherence"]["coherent_share"] or 0.0}
 
 
 def checkpoint_of(train_ref: ArtifactRef) -> Path:
-    from t2v_core.generate import newest_checkpoint
+    """The run's published checkpoint: the selected one, else the newest."""
+    from t2v_core.generate import model_checkpoint
 
-    ckpt = newest_checkpoint(Path(train_ref.path))
+    ckpt = model_checkpoint(Path(train_ref.path))
     if ckpt is None:
         raise FileNotFoundError(f"training run {train_ref.key} has no checkpoint")
     return ckpt

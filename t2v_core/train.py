@@ -25,6 +25,7 @@ from PIL import Image
 
 from t2v_core.config import ModelConfig, TrainConfig
 from t2v_core.generate import (
+    SELECTED,
     Text2Video,
     list_checkpoints,
     load_checkpoint,
@@ -35,6 +36,7 @@ from t2v_core.model import (
     Discriminator,
     Generator,
     bag_of_words,
+    box_reach,
     d_loss,
     g_loss,
     mode_seeking,
@@ -256,7 +258,10 @@ class _Run:
         ce = torch.nn.functional.cross_entropy
         target = torch.arange(len(ids), device=dev)
         with amp:
-            fake, _ = self.G(gen_ids, gen_lens, z)
+            if tcfg.box_weight > 0:
+                fake, _, reached = self.G(gen_ids, gen_lens, z, reach=True)
+            else:
+                fake, _ = self.G(gen_ids, gen_lens, z)
             s = self.D.encode_text(ids, lens)
             s_gen = self.D.encode_text(gen_ids, gen_lens) if diversity else s
             s_wrong = self.D.encode_text(wrong_ids, wrong_lens)
@@ -301,6 +306,8 @@ class _Run:
                 loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag)
                 if self.D.word_critic is not None:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
+            if tcfg.box_weight > 0:
+                loss_g = loss_g + tcfg.box_weight * box_reach(reached)
             if diversity:
                 # On the first frame only: z should choose where the object starts (as in
                 # the corpus), not how it moves, which is the direction word's job. On whole
@@ -359,23 +366,39 @@ def train(
     Writes ckpt-000500.pt ... every ``ckpt_every`` steps and at the end, metrics.parquet
     (losses per step, eval metrics every ``eval_every``), loss.png, samples-000500.png and
     config.json. Stops at ``steps`` or after ``max_minutes`` of training, whichever is first.
+
+    With ``select_by`` (early stopping's model selection), an evaluation step whose metric
+    is the best so far gets a checkpoint and becomes ``best.json``, the checkpoint that
+    rendering and evaluation load (``generate.model_checkpoint``). Adversarial training
+    does not improve monotonically: a run that was right at step 2,500 drifted by 3,000.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model_cfg = fill_model_config(model_cfg, data)
     data.validate(model_cfg)
+    if train_cfg.box_weight > 0 and model_cfg.decoder != "coord":
+        raise ValueError(f"[train] box_weight keeps the coord decoder's box tight; decoder "
+                         f"{model_cfg.decoder!r} has no box, so set box_weight = 0")
     if model_cfg.word_critic and train_cfg.word_weight <= 0:
         raise ValueError("[model] word_critic judges on the word branch, which only "
                          "[train] word_weight > 0 trains; set both or neither")
+    if train_cfg.select_by and (eval_fn is None or train_cfg.eval_every <= 0):
+        raise ValueError("[train] select_by picks a checkpoint by its evaluation; it needs "
+                         "eval_every > 0 and an evaluation function")
+    if "held_out" in train_cfg.select_by:
+        raise ValueError(f"[train] select_by = {train_cfg.select_by!r} would choose the model on "
+                         "the held-out compositions that the evaluation tests it on")
     if train_cfg.threads > 0:
         torch.set_num_threads(train_cfg.threads)
     device = resolve_device(train_cfg.device)
     run = _Run(data, model_cfg, train_cfg, device)
     rows: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None  # the selected checkpoint so far (best.json)
     ckpt = _resume_point(run_dir)
     if ckpt is not None:
         run.load(ckpt, data)
         rows = _load_metrics(run_dir / "metrics.parquet", run.step)
+        best = _load_selection(run_dir, run.step)
     elif init_from is not None:
         if not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from checkpoint {init_from} does not exist")
@@ -398,12 +421,25 @@ def train(
         losses = run.train_step(data)
         row: dict[str, Any] = {"step": run.step, **losses,
                                "seconds": time.monotonic() - t0}
+        improved = False
         if eval_fn is not None and train_cfg.eval_every > 0 and run.step % train_cfg.eval_every == 0:
-            row.update({f"eval_{k}": float(v) for k, v in eval_fn(run.sampler(data)).items()})
+            scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
+            row.update({f"eval_{k}": v for k, v in scores.items()})
+            if train_cfg.select_by:
+                if train_cfg.select_by not in scores:
+                    raise KeyError(f"[train] select_by {train_cfg.select_by!r} is not one of the "
+                                   f"evaluation's metrics {sorted(scores)}")
+                # Ties go to the later step: as good, and trained longer.
+                improved = best is None or scores[train_cfg.select_by] >= best["value"]
         rows.append(row)
         out_of_time = time.monotonic() - t0 > budget
-        if run.step % train_cfg.ckpt_every == 0 or run.step == train_cfg.steps or out_of_time:
+        if (run.step % train_cfg.ckpt_every == 0 or run.step == train_cfg.steps or out_of_time
+                or improved):
             last_ckpt = _checkpoint(run, data, run_dir, rows)
+        if improved:
+            best = {"checkpoint": last_ckpt.name, "step": run.step, "metric": train_cfg.select_by,
+                    "value": scores[train_cfg.select_by]}
+            atomic_write_text(run_dir / SELECTED, json.dumps(best, indent=2))
         if progress is not None:
             progress(run.step, train_cfg.steps, losses)
         if out_of_time:
@@ -419,6 +455,7 @@ def train(
         "stopped_early": stopped_early,
         "final_losses": losses,
         "checkpoint": str(last_ckpt),
+        "selected": best,
         "device": str(device),
         "init_from": run.init_from,
     }
@@ -430,6 +467,19 @@ def _checkpoint(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, 
     _plot_losses(run_dir / "loss.png", rows)
     _sample_sheet(run_dir / f"samples-{run.step:06d}.png", run.sampler(data), data)
     return path
+
+
+def _load_selection(run_dir: Path, upto: int) -> dict[str, Any] | None:
+    """The selection a resumed run continues from; one made after the resumed step (its
+    newer checkpoint was unreadable) is redone, like the steps after it."""
+    path = run_dir / SELECTED
+    if not path.is_file():
+        return None
+    best = json.loads(path.read_text())
+    if best["step"] > upto:
+        path.unlink()
+        return None
+    return best
 
 
 def _load_metrics(path: Path, upto: int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v_core.generate import Text2Video, newest_checkpoint, resolve_device
+from t2v_core.generate import Text2Video, model_checkpoint, newest_checkpoint, resolve_device
 from t2v_core.train import train
 
 from test_train import MODEL, TRAIN, tiny_data
@@ -30,6 +30,17 @@ def test_newest_checkpoint_orders_by_step_and_ignores_temporaries(run_dir, tmp_p
     (tmp_path / ".ckpt-002000.pt.tmp-1.pt").write_bytes(b"")
     (tmp_path / "ckpt-000009.pt").write_bytes(b"")
     assert newest_checkpoint(tmp_path).name == "ckpt-000010.pt"
+
+
+def test_model_checkpoint_is_the_selected_one_else_the_newest(tmp_path):
+    for step in (1, 2, 3):
+        (tmp_path / f"ckpt-{step:06d}.pt").write_bytes(b"")
+    assert model_checkpoint(tmp_path).name == "ckpt-000003.pt"
+    (tmp_path / "best.json").write_text('{"checkpoint": "ckpt-000002.pt", "step": 2}')
+    assert model_checkpoint(tmp_path).name == "ckpt-000002.pt"
+    (tmp_path / "ckpt-000002.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="ckpt-000002.pt"):
+        model_checkpoint(tmp_path)  # never silently the newest instead
 
 
 def test_from_checkpoint_needs_nothing_else(run_dir):

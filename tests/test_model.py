@@ -17,6 +17,7 @@ from t2v_core.model import (
     TextEncoder,
     TokenAttention,
     bag_of_words,
+    box_reach,
     d_loss,
     g_loss,
     r1_penalty,
@@ -164,6 +165,67 @@ def test_coord_decoder_draws_sub_pixel_shifts_without_blur():
     xs = torch.arange(dec.side, dtype=torch.float32)
     cx = lambda m: float((m.sum(0) * xs).sum() / m.sum())  # noqa: E731
     assert abs(cx(half) - cx(base) - 0.5) < 0.05
+
+
+def _shape_logits(shape: str, x: torch.Tensor, y: torch.Tensor, half: float) -> torch.Tensor:
+    """Logits of the corpus renderer's shapes (t2v_core/corpus/synthetic.py) of bounding
+    box half-side ``half``: 6 per pixel of signed distance inside the outline."""
+    if shape == "circle":
+        distance = torch.hypot(x, y) - half
+    elif shape == "square":
+        distance = torch.maximum(x.abs(), y.abs()) - half
+    else:  # pointing up, base at the bottom of the box
+        distance = torch.maximum(y - half, (2 * x.abs() - (y + half)) / 5 ** 0.5)
+    return -6 * distance
+
+
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle"])
+def test_box_reach_holds_for_every_shape_that_fills_its_box(shape):
+    """Each corpus shape drawn at the size of its box reaches all four sides (no hinge
+    loss), whatever its shape and sub-pixel offset; the same shape at half the box does
+    not, so the loss asks for a tight box without saying which shape to draw."""
+    dec = CoordDecoder(cond_dim=8, frame_side=32, channels=8)
+    half = torch.tensor(4.0).view(1, 1, 1, 1)  # a small object: 8 px across
+    for offset in ((0.0, 0.0), (0.3, 0.7), (0.5, 0.5), (0.75, 0.25)):
+        grid = dec.grid[None] - torch.tensor(offset).view(1, 2, 1, 1)
+        uv = grid / half
+        tight = _shape_logits(shape, grid[:, :1], grid[:, 1:], 4.0)
+        loose = _shape_logits(shape, grid[:, :1], grid[:, 1:], 2.0)
+        reached = CoordDecoder.reach(tight, uv, half)
+        assert reached.shape == (1, 4)
+        assert float(box_reach(reached)) == 0.0, (shape, offset, reached)
+        assert float(box_reach(CoordDecoder.reach(loose, uv, half))) > 0.5, (shape, offset)
+
+
+def test_generator_reports_reach_only_for_the_coord_decoder():
+    ids, lengths = _batch()
+    gen = Generator(dataclasses.replace(CFG, decoder="coord"))
+    video, _, reached = gen(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
+    assert video.shape == (3, 4, 3, 16, 16) and reached.shape == (3, 4, 4)
+    box_reach(reached).backward()  # a loss G can train on
+    with pytest.raises(ValueError, match="coord"):
+        Generator(dataclasses.replace(CFG, decoder="object"))(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
+
+
+def test_look_from_words_reads_the_tokens_and_not_the_noise():
+    """look = "words": what the object looks like is attention over the caption's tokens
+    with learned queries, so another z moves the object elsewhere but draws the same one,
+    and another caption draws another one."""
+    torch.manual_seed(0)
+    ids, lengths = _batch()
+    gen = Generator(dataclasses.replace(CFG, decoder="coord", look="words")).eval()
+    with torch.no_grad():
+        *_, look_a = gen.trajectory(ids, lengths, torch.randn(3, CFG.z_dim))
+        *_, look_b = gen.trajectory(ids, lengths, torch.randn(3, CFG.z_dim))
+        *_, look_c = gen.trajectory(ids.flip(0), lengths.flip(0), torch.randn(3, CFG.z_dim))
+    assert look_a.shape == (3, CFG.text_dim)
+    assert torch.equal(look_a, look_b)
+    assert not torch.allclose(look_a[0], look_a[1])  # another caption, another look
+    assert torch.allclose(look_a, look_c.flip(0), atol=1e-6)  # the same captions, reordered
+    with pytest.raises(ValueError, match="coord"):
+        Generator(dataclasses.replace(CFG, decoder="object", look="words"))
+    with pytest.raises(ValueError, match="unknown look"):
+        Generator(dataclasses.replace(CFG, decoder="coord", look="sentence"))
 
 
 def test_paste_copies_a_sprite_exactly_and_cuts_what_falls_outside():

@@ -15,7 +15,7 @@ import torch
 from t2v_core.config import ModelConfig, TrainConfig
 from t2v_core.corpus.synthetic import caption_for, render_clip
 from t2v_core.model.text_encoder import centre_vectors
-from t2v_core.generate import list_checkpoints, load_checkpoint, newest_checkpoint
+from t2v_core.generate import list_checkpoints, load_checkpoint, model_checkpoint, newest_checkpoint
 from t2v_core.train import TrainData, train
 
 COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"),
@@ -186,6 +186,49 @@ def test_word_critic_without_the_word_loss_is_refused(tmp_path):
     with pytest.raises(ValueError, match="word_weight"):
         train(tiny_data(), model, dataclasses.replace(TRAIN, word_weight=0.0), tmp_path)
     assert not list_checkpoints(tmp_path)
+
+
+def _scripted(values: list[float]):
+    """An evaluation that reports ``values`` in turn (the judge itself is tested on real
+    renders in test_evaluate.py and through the pipeline in test_pipeline.py)."""
+    it = iter(values)
+    return lambda model: {"seen_all_correct": next(it), "held_out_all_correct": 1.0}
+
+
+def test_select_by_publishes_the_best_evaluated_checkpoint_and_survives_resume(tmp_path):
+    cfg = dataclasses.replace(TRAIN, steps=6, ckpt_every=3, eval_every=2, select_by="seen_all_correct")
+    # Evaluations at steps 2 and 4; the run is killed after step 4.
+    train(tiny_data(), MODEL, dataclasses.replace(cfg, steps=4), tmp_path, eval_fn=_scripted([0.2, 0.9]))
+    # Step 4 is not a ckpt_every step: it was saved because it was the best so far.
+    assert json.loads((tmp_path / "best.json").read_text())["checkpoint"] == "ckpt-000004.pt"
+    summary = train(tiny_data(), MODEL, cfg, tmp_path, eval_fn=_scripted([0.5]))  # step 6: worse
+    assert summary["resumed_from"] == 4 and summary["steps"] == 6
+    assert summary["selected"] == {"checkpoint": "ckpt-000004.pt", "step": 4,
+                                   "metric": "seen_all_correct", "value": 0.9}
+    assert newest_checkpoint(tmp_path).name == "ckpt-000006.pt"
+    assert model_checkpoint(tmp_path).name == "ckpt-000004.pt"  # what render and evaluate load
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet").dropna(subset=["eval_seen_all_correct"])
+    assert metrics["eval_seen_all_correct"].tolist() == [0.2, 0.9, 0.5]
+
+
+def test_select_by_refuses_held_out_metrics_and_needs_an_evaluation(tmp_path):
+    with pytest.raises(ValueError, match="held-out"):
+        train(tiny_data(), MODEL, dataclasses.replace(TRAIN, select_by="held_out_all_correct"),
+              tmp_path, eval_fn=_scripted([1.0, 1.0]))
+    with pytest.raises(ValueError, match="eval_every"):
+        train(tiny_data(), MODEL, dataclasses.replace(TRAIN, select_by="seen_all_correct"), tmp_path)
+    with pytest.raises(KeyError, match="not one of"):
+        train(tiny_data(), MODEL, dataclasses.replace(TRAIN, select_by="accuracy"), tmp_path,
+              eval_fn=_scripted([1.0, 1.0]))
+    assert not (tmp_path / "best.json").exists()
+
+
+def test_box_weight_trains_the_coord_decoder_and_is_refused_for_others(tmp_path):
+    cfg = dataclasses.replace(TRAIN, steps=2, box_weight=1.0)
+    summary = train(tiny_data(), dataclasses.replace(MODEL, decoder="coord"), cfg, tmp_path / "coord")
+    assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_g"])
+    with pytest.raises(ValueError, match="box_weight"):
+        train(tiny_data(), dataclasses.replace(MODEL, decoder="object"), cfg, tmp_path / "object")
 
 
 def test_wall_clock_budget_stops_and_checkpoints(tmp_path):

@@ -13,6 +13,7 @@ from t2v_core.model.text_encoder import TextEncoder
 
 
 DECODERS = ("object", "scaled", "coord", "sprite", "frame")
+LOOKS = ("clip", "words")
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -92,29 +93,66 @@ class CoordDecoder(nn.Module):
         of the frame (an object up to 0.475 of the frame's side)."""
         return (0.3 + 0.65 * torch.sigmoid(self.size(cond))) * self.quarter
 
-    def forward(self, cond: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
-        """cond (N, cond_dim), offset (N, 2) pixels in [0, 1) or None -> mask logits
-        (N, 1, S, S): the object's centre is ``offset`` right of and below the sprite's."""
-        half = self.box(cond)[:, :, None, None]
-        grid = self.grid[None]
-        if offset is not None:
-            grid = grid - offset[:, :, None, None]
-        uv = grid / half  # (N, 2, S, S): +-1 on the box's edges
-        r = uv.norm(dim=1, keepdim=True)
+    def forward(self, cond: torch.Tensor, offset: torch.Tensor | None = None,
+                reach: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """cond (N, cond_dim), offset (N, 2) or (N, K, 2) pixels in [0, 1), or None -> mask
+        logits (N * K, 1, S, S): object n drawn K times (one per frame), its centre
+        ``offset[n, k]`` right of and below the sprite's. With ``reach``, also how far the
+        object reaches towards each side of its box (N * K, 4), see ``reach``."""
         n, side = cond.shape[0], self.side
-        x = torch.cat([uv, r], 1).flatten(2).transpose(1, 2) * 4  # (N, S*S, 3)
+        if offset is None:
+            offset = torch.zeros(n, 1, 2, device=cond.device, dtype=cond.dtype)
+        elif offset.dim() == 2:
+            offset = offset[:, None]
+        k = offset.shape[1]
+        half = self.box(cond)[:, :, None, None, None]  # (N, 1, 1, 1, 1)
+        uv = (self.grid[None, None] - offset[..., None, None]) / half  # (N, K, 2, S, S): +-1 on the box's edges
+        r = uv.norm(dim=2, keepdim=True)
+        x = torch.cat([uv, r], 2).permute(0, 1, 3, 4, 2).reshape(n, k * side * side, 3) * 4
         for i, film in enumerate(self.films):
-            gamma, beta = film(cond)[:, None].chunk(2, dim=-1)
+            # (x W + b)(1 + gamma) + beta, with the FiLM scale folded into per-object
+            # weights (StyleGAN2's weight modulation): one batched matmul per layer for all
+            # of an object's frames, instead of a matmul and two passes over every pixel.
+            gamma, beta = film(cond).chunk(2, dim=-1)  # (N, C) each
             layer = self.inp if i == 0 else self.hidden[i - 1]
-            x = torch.relu(layer(x) * (1 + gamma) + beta)
+            weight = layer.weight.t()[None] * (1 + gamma)[:, None, :]  # (N, C_in, C)
+            bias = layer.bias * (1 + gamma) + beta
+            x = torch.relu(torch.baddbmm(bias[:, None, :], x, weight))
         # A gain on the network's logits: the corpus's objects are solid, and a mask that
         # must be driven far from 0 to be faint cannot settle into a soft blob (which small
         # objects did without it).
-        logits = GAIN * self.out(x).transpose(1, 2).reshape(n, 1, side, side)
+        logits = GAIN * self.out(x).reshape(n * k, 1, side, side)
+        uv = uv.reshape(n * k, 2, side, side)
+        half = half.repeat_interleave(k, 0).view(n * k, 1, 1, 1)
         # Nothing outside the box: its distance past the edge, in pixels, caps the logits
         # (0 on the edge, where a pixel is half covered; -6 one pixel out).
         inside = (1 - uv.abs().amax(dim=1, keepdim=True)) * half
-        return torch.minimum(logits, 6 * inside)
+        capped = torch.minimum(logits, 6 * inside)
+        return (capped, self.reach(logits, uv, half)) if reach else capped
+
+    @staticmethod
+    def reach(logits: torch.Tensor, uv: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+        """(N, 4): where the object's outline lies relative to each side of its box (right,
+        left, bottom, top), in pixels: 0 on the side, -1 a pixel inside it.
+
+        The box is meant to be the object's bounding box: the object touches all four of
+        its sides. That holds for any solid shape (a square along each side, a circle at
+        each side's middle, a triangle at its apex and base corners) and says nothing about
+        which shape it is. The box size alone does not enforce it: a box larger than the
+        object costs the generator nothing, every box grew to the largest, and small
+        objects were drawn as soft shapes inside it, which rounds small squares. Asking
+        the object to reach each side (a hinge on these, ``losses.box_reach``; [train]
+        box_weight) keeps the box tight, and the cap then gives straight, sharp edges.
+
+        A pixel's uncapped logit over 6 reads as its depth inside the object, on the cap's
+        scale of 6 per pixel, counted up to one pixel so that a confident interior cannot
+        stand in for the outline; depth minus the pixel's distance to the side estimates
+        where the outline is, and each side takes its furthest estimate."""
+        gaps = torch.cat([(1 - uv), (1 + uv)], 1) * half  # (N, 4, S, S) pixels to each side
+        gaps = gaps[:, [0, 2, 1, 3]]  # right, left, bottom, top
+        within = (uv.abs() <= 1).all(dim=1, keepdim=True)  # pixels inside the box
+        outline = logits.clamp(max=6) / 6 - gaps
+        return outline.masked_fill(~within, -1e4).flatten(2).amax(2)
 
 
 class Generator(nn.Module):
@@ -157,6 +195,8 @@ class Generator(nn.Module):
         n_up = check_frame_size(cfg) - (1 if placed else 0)
         if n_up < 1:
             raise ValueError(f"the sprite decoder needs frames of at least 16x16, got {cfg.height}")
+        if cfg.look not in LOOKS:
+            raise ValueError(f"unknown look {cfg.look!r}; use one of {LOOKS}")
         self.text = TextEncoder(cfg)
         d = cfg.text_dim
         self.init = nn.Linear(d + cfg.z_dim, cfg.hidden)
@@ -167,23 +207,35 @@ class Generator(nn.Module):
         base = cfg.g_channels
         chans = [base * min(2 ** (n_up - i), 4) for i in range(n_up + 1)]
         self.object = cfg.decoder in ("object", "scaled", "coord")
+        # look = "words": the object's look (colour, shape, size) is read from the caption's
+        # tokens by attention with learned queries (as DETR's object queries), one per head,
+        # and not from the states, which carry the whole sentence and z.
+        self.look_attn = None
+        if cfg.look == "words":
+            if cfg.decoder != "coord":
+                raise ValueError(f"look = 'words' is for the coord decoder, not {cfg.decoder!r}")
+            if cfg.attention:
+                self.look_attn = TokenAttention(1, d, d, cfg.attn_heads)
+            look_dim = d  # without attention (the ablation): the sentence vector s
+        else:
+            look_dim = cond
         if cfg.decoder == "coord":
-            self.coord = CoordDecoder(cond, cfg.height, base)
+            self.coord = CoordDecoder(look_dim, cfg.height, base)
         else:
             self.coord = None
             self.seed = nn.Linear(cond, chans[0] * 16)
             self.seed_norm = nn.BatchNorm2d(chans[0])
             self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
             self.to_rgb = nn.Conv2d(chans[-1], 1 if self.object else 3, 3, padding=1)
-        self.colour = nn.Linear(cond, 3) if self.object else None
+        self.colour = nn.Linear(look_dim if cfg.decoder == "coord" else cond, 3) if self.object else None
         self.scale = nn.Linear(cond, 1) if cfg.decoder == "scaled" else None
         self.where = nn.Linear(cfg.hidden, 2) if placed else None
 
     def trajectory(
         self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The recurrent part: states (B, T, hidden), contexts (B, T, text_dim), attention
-        weights (B, T, heads, L) or None."""
+        weights (B, T, heads, L) or None, and the object's look (B, look_dim)."""
         cfg = self.cfg
         assert z.shape == (ids.shape[0], cfg.z_dim), z.shape
         v, mask, s = self.text(ids, lengths)
@@ -202,23 +254,35 @@ class Generator(nn.Module):
             states.append(h)
             contexts.append(ctx)
         attn = torch.stack(weights, 1) if weights else None
-        return torch.stack(states, 1), torch.stack(contexts, 1), attn
+        states_t, contexts_t = torch.stack(states, 1), torch.stack(contexts, 1)
+        if cfg.look == "words":
+            if self.look_attn is not None:
+                look, _ = self.look_attn(torch.ones_like(s[:, :1]), v, mask)
+            else:
+                look = s
+        else:
+            # What it looks like comes from the whole clip's condition.
+            look = torch.cat([states_t, contexts_t], -1).mean(1)
+        return states_t, contexts_t, attn, look
 
     def forward(
-        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> video (B, T, 3, H, W), attention weights (B, T, heads, L) or None."""
+        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor, reach: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        """-> video (B, T, 3, H, W), attention weights (B, T, heads, L) or None; with
+        ``reach`` (the coord decoder only) also how far each frame's object reaches towards
+        the sides of its box (B, T, 4), see ``CoordDecoder.reach``."""
+        if reach and self.coord is None:
+            raise ValueError(f"only the coord decoder has a box to reach, not {self.cfg.decoder!r}")
         cfg = self.cfg
         b = ids.shape[0]
-        states, contexts, attn = self.trajectory(ids, lengths, z)
+        states, contexts, attn, look = self.trajectory(ids, lengths, z)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
         if self.object:
-            # One object per video: what it looks like comes from the whole clip's
-            # condition, where it is from each frame's state.
-            look = cond.mean(1)
+            # One object per video: what it looks like comes from ``look``, where it is
+            # from each frame's state.
             colour = torch.sigmoid(self.colour(look))[:, :, None, None]
             if self.coord is not None:
-                frames = self._draw(look, colour, states)
+                frames, reached = self._draw(look, colour, states)
             else:
                 mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
                 scale = None
@@ -232,11 +296,14 @@ class Generator(nn.Module):
             # Decode all frames of all videos as one batch of B*T images.
             x = self._decode(cond.reshape(b * cfg.frames, -1))
             frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), states)
-        return frames.view(b, cfg.frames, 3, cfg.height, cfg.width), attn
+        video = frames.view(b, cfg.frames, 3, cfg.height, cfg.width)
+        return (video, attn, reached.view(b, cfg.frames, 4)) if reach else (video, attn)
 
-    def _draw(self, look: torch.Tensor, colour: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    def _draw(self, look: torch.Tensor, colour: torch.Tensor,
+              states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The coord decoder's frames (B * T, 3, H, W) in [-1, 1]: each frame's sprite is
-        drawn at the centre's sub-pixel offset and pasted at its whole-pixel position."""
+        drawn at the centre's sub-pixel offset and pasted at its whole-pixel position. Also
+        returns the object's reach towards its box's sides (B * T, 4)."""
         cfg, dec = self.cfg, self.coord
         t = cfg.frames
         # Pixel position of the centre (x, y), from the left and top edges.
@@ -244,9 +311,10 @@ class Generator(nn.Module):
             [cfg.width / 2, cfg.height / 2], device=states.device, dtype=states.dtype)
         corner = centre - dec.side / 2  # the sprite's top-left corner
         whole = torch.floor(corner.detach())
-        mask = torch.sigmoid(dec(look.repeat_interleave(t, 0), corner - whole))  # (B*T, 1, S, S)
-        sprite = mask * colour.repeat_interleave(t, 0)
-        return paste(sprite, whole.long(), cfg.height, cfg.width) * 2 - 1
+        offsets = (corner - whole).view(-1, t, 2)  # (B, T, 2): one object, T positions
+        logits, reached = dec(look, offsets, reach=True)
+        sprite = torch.sigmoid(logits) * colour.repeat_interleave(t, 0)  # (B*T, 3, S, S)
+        return paste(sprite, whole.long(), cfg.height, cfg.width) * 2 - 1, reached
 
     def _decode(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditions (N, hidden + text_dim) -> images (N, C, side, side) before squashing."""
