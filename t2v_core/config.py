@@ -109,7 +109,7 @@ class ModelConfig:
     decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
     g_channels: int = 64
     d_channels: int = 64
-    look: str = "clip"  # object decoders: what the object's look is read from: clip (mean over frames of [state, context]) | words (learned-query attention over the tokens)
+    look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
 
 

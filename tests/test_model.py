@@ -218,10 +218,12 @@ def test_look_from_words_reads_the_tokens_and_not_the_noise():
         *_, look_a = gen.trajectory(ids, lengths, torch.randn(3, CFG.z_dim))
         *_, look_b = gen.trajectory(ids, lengths, torch.randn(3, CFG.z_dim))
         *_, look_c = gen.trajectory(ids.flip(0), lengths.flip(0), torch.randn(3, CFG.z_dim))
-    assert look_a.shape == (3, CFG.text_dim)
-    assert torch.equal(look_a, look_b)
-    assert not torch.allclose(look_a[0], look_a[1])  # another caption, another look
-    assert torch.allclose(look_a, look_c.flip(0), atol=1e-6)  # the same captions, reordered
+    head = CFG.text_dim // CFG.attn_heads
+    assert look_a[0].shape == (3, head) and look_a[1].shape == (3, CFG.text_dim - head)  # colour, form
+    for a, b, c in zip(look_a, look_b, look_c, strict=True):
+        assert torch.equal(a, b)
+        assert not torch.allclose(a[0], a[1])  # another caption, another look
+        assert torch.allclose(a, c.flip(0), atol=1e-6)  # the same captions, reordered
     with pytest.raises(ValueError, match="coord"):
         Generator(dataclasses.replace(CFG, decoder="object", look="words"))
     with pytest.raises(ValueError, match="unknown look"):

@@ -52,10 +52,12 @@ class CoordDecoder(nn.Module):
     Anokhin et al. 2021).
 
     The object lives in a centred square box whose half-side, a share of a quarter of the
-    frame, is read from the condition. Each pixel sees its own coordinates (x, y) and radius
-    r relative to that box (+-1 on its edges), so size is one number and the shape is a
-    function of where the pixel lies in its box: straight edges, corners and round outlines
-    are each a few units of a small network, and the shape is the same at every size. 1x1
+    frame, is read from the condition. Each pixel sees its coordinates (x, y) relative to
+    that box (+-1 on its edges), their absolute values, and its distance from the centre in
+    the round (L2) and square (L-infinity) norms, so size is one number and the shape is a
+    function of where the pixel lies in its box: an outline that is straight, pointed or
+    round is a threshold on a linear mix of these (a disc on r, a box on the L-infinity
+    norm, a wedge on |x| and y), and the shape is the same at every size. 1x1
     convolutions with the condition as a FiLM scale and shift on every layer draw it, and
     the logits are capped outside the box, so the
     object cannot drift off-centre or grow past it (both happened without the cap, and a
@@ -67,6 +69,7 @@ class CoordDecoder(nn.Module):
 
     def __init__(self, cond_dim: int, frame_side: int, channels: int, layers: int = 3):
         super().__init__()
+        self.cond_dim = cond_dim
         self.quarter = frame_side / 4  # the largest box's half-side, in pixels
         self.side = frame_side // 2 + 2  # the sprite: the largest object and a pixel of shift
         centres = torch.arange(self.side, dtype=torch.float32) + 0.5 - self.side / 2
@@ -74,7 +77,7 @@ class CoordDecoder(nn.Module):
         self.register_buffer("grid", torch.stack([xs, ys]), persistent=False)  # (2, S, S) pixels
         self.size = nn.Linear(cond_dim, 1)
         # 1x1 convolutions, written as linear layers over the pixels (twice as fast on CPU).
-        self.inp = nn.Linear(3, channels)
+        self.inp = nn.Linear(len(self.FEATURES), channels)
         self.hidden = nn.ModuleList(nn.Linear(channels, channels) for _ in range(layers - 1))
         self.films = nn.ModuleList(nn.Linear(cond_dim, 2 * channels) for _ in range(layers))
         self.out = nn.Linear(channels, 1)
@@ -93,6 +96,15 @@ class CoordDecoder(nn.Module):
         of the frame (an object up to 0.475 of the frame's side)."""
         return (0.3 + 0.65 * torch.sigmoid(self.size(cond))) * self.quarter
 
+    FEATURES = ("u", "v", "|u|", "|v|", "r", "max(|u|, |v|)")
+
+    @staticmethod
+    def features(uv: torch.Tensor) -> torch.Tensor:
+        """(..., 2, S, S) box coordinates -> (..., 6, S, S), see FEATURES; scaled by 4 so
+        the box spans +-4 and the first layer's ReLUs can cut anywhere in it."""
+        a = uv.abs()
+        return torch.cat([uv, a, uv.norm(dim=-3, keepdim=True), a.amax(dim=-3, keepdim=True)], -3) * 4
+
     def forward(self, cond: torch.Tensor, offset: torch.Tensor | None = None,
                 reach: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """cond (N, cond_dim), offset (N, 2) or (N, K, 2) pixels in [0, 1), or None -> mask
@@ -107,8 +119,7 @@ class CoordDecoder(nn.Module):
         k = offset.shape[1]
         half = self.box(cond)[:, :, None, None, None]  # (N, 1, 1, 1, 1)
         uv = (self.grid[None, None] - offset[..., None, None]) / half  # (N, K, 2, S, S): +-1 on the box's edges
-        r = uv.norm(dim=2, keepdim=True)
-        x = torch.cat([uv, r], 2).permute(0, 1, 3, 4, 2).reshape(n, k * side * side, 3) * 4
+        x = self.features(uv).permute(0, 1, 3, 4, 2).reshape(n, k * side * side, len(self.FEATURES))
         for i, film in enumerate(self.films):
             # (x W + b)(1 + gamma) + beta, with the FiLM scale folded into per-object
             # weights (StyleGAN2's weight modulation): one batched matmul per layer for all
@@ -207,18 +218,30 @@ class Generator(nn.Module):
         base = cfg.g_channels
         chans = [base * min(2 ** (n_up - i), 4) for i in range(n_up + 1)]
         self.object = cfg.decoder in ("object", "scaled", "coord")
-        # look = "words": the object's look (colour, shape, size) is read from the caption's
-        # tokens by attention with learned queries (as DETR's object queries), one per head,
-        # and not from the states, which carry the whole sentence and z.
+        # look = "words": the object's look is read from the caption's word vectors by
+        # attention with learned queries (as DETR's object queries), one per head, and not
+        # from the states, which carry the whole sentence and z. The first head's read sets
+        # the colour and only the colour; the other heads' set the form (shape and size).
+        # Each head learns to pick the words its part needs, so a colour never seen with a
+        # shape cannot change how that shape is drawn (held-out compositions).
         self.look_attn = None
+        colour_dim = look_dim = cond
         if cfg.look == "words":
             if cfg.decoder != "coord":
                 raise ValueError(f"look = 'words' is for the coord decoder, not {cfg.decoder!r}")
+            if cfg.attn_heads < 2:
+                raise ValueError("look = 'words' needs attn_heads >= 2: one for colour, the rest for form")
+            colour_dim = look_dim = d  # without attention (the ablation): the sentence vector s
             if cfg.attention:
-                self.look_attn = TokenAttention(1, d, d, cfg.attn_heads)
-            look_dim = d  # without attention (the ablation): the sentence vector s
-        else:
-            look_dim = cond
+                self.look_attn = TokenAttention(1, cfg.word_dim, d, cfg.attn_heads)
+                # Queries start at zero: every head reads the whole caption evenly and moves
+                # towards the words its part needs. From random queries a form head could
+                # start on the colour word and never find the shape word (circles were
+                # then drawn as triangles in every colour).
+                nn.init.zeros_(self.look_attn.q.weight)
+                nn.init.zeros_(self.look_attn.q.bias)
+                colour_dim = d // cfg.attn_heads
+                look_dim = d - colour_dim
         if cfg.decoder == "coord":
             self.coord = CoordDecoder(look_dim, cfg.height, base)
         else:
@@ -227,7 +250,7 @@ class Generator(nn.Module):
             self.seed_norm = nn.BatchNorm2d(chans[0])
             self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
             self.to_rgb = nn.Conv2d(chans[-1], 1 if self.object else 3, 3, padding=1)
-        self.colour = nn.Linear(look_dim if cfg.decoder == "coord" else cond, 3) if self.object else None
+        self.colour = nn.Linear(colour_dim, 3) if self.object else None
         self.scale = nn.Linear(cond, 1) if cfg.decoder == "scaled" else None
         self.where = nn.Linear(cfg.hidden, 2) if placed else None
 
@@ -235,7 +258,8 @@ class Generator(nn.Module):
         self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The recurrent part: states (B, T, hidden), contexts (B, T, text_dim), attention
-        weights (B, T, heads, L) or None, and the object's look (B, look_dim)."""
+        weights (B, T, heads, L) or None, and the object's look: (colour input, form
+        input), the same tensor unless look = "words" splits them."""
         cfg = self.cfg
         assert z.shape == (ids.shape[0], cfg.z_dim), z.shape
         v, mask, s = self.text(ids, lengths)
@@ -255,14 +279,16 @@ class Generator(nn.Module):
             contexts.append(ctx)
         attn = torch.stack(weights, 1) if weights else None
         states_t, contexts_t = torch.stack(states, 1), torch.stack(contexts, 1)
-        if cfg.look == "words":
-            if self.look_attn is not None:
-                look, _ = self.look_attn(torch.ones_like(s[:, :1]), v, mask)
-            else:
-                look = s
+        if self.look_attn is not None:
+            words = self.text.embed(ids.long())
+            read, _ = self.look_attn(torch.ones_like(s[:, :1]), words, mask)
+            look = read.split([self.colour.in_features, self.coord.cond_dim], -1)
+        elif cfg.look == "words":
+            look = (s, s)
         else:
             # What it looks like comes from the whole clip's condition.
-            look = torch.cat([states_t, contexts_t], -1).mean(1)
+            clip = torch.cat([states_t, contexts_t], -1).mean(1)
+            look = (clip, clip)
         return states_t, contexts_t, attn, look
 
     def forward(
@@ -280,7 +306,8 @@ class Generator(nn.Module):
         if self.object:
             # One object per video: what it looks like comes from ``look``, where it is
             # from each frame's state.
-            colour = torch.sigmoid(self.colour(look))[:, :, None, None]
+            look_colour, look = look
+            colour = torch.sigmoid(self.colour(look_colour))[:, :, None, None]
             if self.coord is not None:
                 frames, reached = self._draw(look, colour, states)
             else:
