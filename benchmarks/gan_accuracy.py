@@ -14,7 +14,7 @@ accuracy with attention over without it.
     .venv/bin/python benchmarks/gan_accuracy.py                       # demo + its ablation
     .venv/bin/python benchmarks/gan_accuracy.py --profile full --minutes 30 --no-ablation
     .venv/bin/python benchmarks/gan_accuracy.py --workspace /tmp/ws --json /tmp/gan.json
-    .venv/bin/python benchmarks/gan_accuracy.py --parallel   # both trainings at once, a core each
+    .venv/bin/python benchmarks/gan_accuracy.py --parallel   # both trainings at once, 1 thread each
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def run_variant(profile: Profile, workspace: Path) -> dict[str, Any]:
         "variety": metrics.get("variety"),
         "frechet": metrics.get("frechet"),
         "checkpoint": str(Path(refs["train"].path) / metrics.get("checkpoint", "")),
+        "selected": summary.get("selected"),
     }
 
 
@@ -84,7 +85,8 @@ def bar_values(r: dict[str, Any]) -> dict[str, float]:
 def show(name: str, r: dict[str, Any]) -> None:
     print(f"\n== {name}: {r['train_steps']} steps in {r['train_minutes']:.2f} min of training"
           f"{' (stopped by the time budget)' if r['stopped_early'] else ''}; "
-          f"whole pipeline {r['pipeline_seconds']:.0f} s")
+          f"whole pipeline {r['pipeline_seconds']:.0f} s; evaluated {Path(r['checkpoint']).name}"
+          f"{' (selected on seen-composition validation prompts)' if r['selected'] else ''}")
     attrs = ("colour", "shape", "size", "direction", "all_correct")
     print(f"   {'split':<9}" + "".join(f"{a:>12}" for a in attrs))
     for split in ("seen", "held_out"):
@@ -105,7 +107,7 @@ def main() -> None:
     ap.add_argument("--no-ablation", action="store_true", help="skip the attention-off baseline")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--parallel", action="store_true",
-                    help="train the two variants side by side, one core each (needs [train] threads = 1)")
+                    help="train the two variants side by side, each on 1 torch thread")
     args = ap.parse_args()
 
     profile = load_profile(args.profile)
@@ -125,8 +127,10 @@ def main() -> None:
     else:
         ablated = profile.override(model={"attention": False})
         if args.parallel:
-            # Every stage before train once, then both trainings side by side: each trains
-            # on one torch thread (the profiles' [train] threads), so each has a core.
+            # Every stage before train once, then both trainings side by side, each on one
+            # torch thread so that each has a core.
+            profile, ablated = (p.override(train={"threads": 1}) for p in (profile, ablated))
+            results["hardware"] = hardware(profile)
             run_pipeline(profile, workspace, stages=("embed", "frames"))
             with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
                 jobs = [pool.submit(run_variant, p, workspace) for p in (profile, ablated)]
