@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -103,6 +104,35 @@ def stop_server(proc: subprocess.Popen, timeout_s: float = 20.0) -> int:
     return int(proc.returncode if proc.returncode is not None else 0)
 
 
+CTRL_C_GRACE_S = 30.0
+
+
+def stop_on_ctrl_c(proc: subprocess.Popen, grace_s: float = CTRL_C_GRACE_S) -> None:
+    """Make one Ctrl-C always stop the runner and the server.
+
+    Ctrl-C raises KeyboardInterrupt as usual, which unwinds Prefect's runner to the
+    ``finally`` in ``main``. Under load (the full test suite) the runner's shutdown was seen
+    to hang there, and a second Ctrl-C did not help; so the first one also arms a timer
+    that, if the process is still alive ``grace_s`` later, stops the server and exits."""
+    timer: threading.Timer | None = None
+
+    def stop_and_exit() -> None:
+        code = stop_server(proc)
+        print(f"Prefect server stopped (exit {code}); the runner had not stopped {grace_s:.0f} s "
+              "after Ctrl-C.", flush=True)
+        os._exit(0)
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        nonlocal timer
+        if timer is None:
+            timer = threading.Timer(grace_s, stop_and_exit)
+            timer.daemon = True
+            timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+
+
 def main(host: str = LOCALHOST, port: int = 4200, database_url: str = "", workspace: str = "",
          auth_string: str = "") -> None:
     """Start the server, serve the deployments until Ctrl-C, then stop both."""
@@ -117,6 +147,7 @@ def main(host: str = LOCALHOST, port: int = 4200, database_url: str = "", worksp
     env = server_env(host, port, database_url, auth_string=auth_string)
     env[WORKSPACE_ENV] = str(ws)
     proc = start_server(env)
+    stop_on_ctrl_c(proc)
     try:
         url = env["PREFECT_API_URL"]
         wait_healthy(url, proc)

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from deployments import serve
+from flows.dashboard import CTRL_C_GRACE_S
 
 REPO = Path(__file__).resolve().parent.parent
 YAML = REPO / "deployments" / "prefect.yaml"
@@ -236,14 +237,9 @@ def test_ctrl_c_stops_the_runner_and_the_server(dashboard):
     proc = dashboard["proc"]
     assert _port_open(dashboard["port"])
     proc.send_signal(signal.SIGINT)
-    try:
-        code = proc.wait(60)
-    except subprocess.TimeoutExpired:
-        # Seen only in the full suite, since the word-branch change: Prefect's runner did
-        # not finish its shutdown after the first Ctrl-C. A second one, as a user would
-        # press, must still stop both the runner and the server cleanly.
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(60)
+    # One Ctrl-C: the runner unwinds, or, if its shutdown hangs (seen in the full suite),
+    # the dashboard stops the server itself after CTRL_C_GRACE_S (flows/dashboard.py).
+    code = proc.wait(CTRL_C_GRACE_S + 60)
     assert code == 0
     deadline = time.monotonic() + 30
     while _port_open(dashboard["port"]) and time.monotonic() < deadline:
