@@ -256,7 +256,7 @@ class Generator(nn.Module):
 
     def trajectory(
         self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         """The recurrent part: states (B, T, hidden), contexts (B, T, text_dim), attention
         weights (B, T, heads, L) or None, and the object's look: (colour input, form
         input), the same tensor unless look = "words" splits them."""
