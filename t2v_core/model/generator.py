@@ -59,9 +59,8 @@ class CoordDecoder(nn.Module):
     round is a threshold on a linear mix of these (a disc on r, a box on the L-infinity
     norm, a wedge on |x| and y), and the shape is the same at every size. 1x1
     convolutions with the condition as a FiLM scale and shift on every layer draw it, and
-    the logits are capped outside the box, so the
-    object cannot drift off-centre or grow past it (both happened without the cap, and a
-    clipped circle reads as a square).
+    the logits are capped outside the box, so the object cannot drift off-centre or grow
+    past it (both happened without the cap, and a clipped circle reads as a square).
 
     Coordinates are shifted by the centre's sub-pixel offset (``offset``), so a moving object
     is drawn afresh at its exact position in every frame, as the corpus renderer draws it,
@@ -309,7 +308,7 @@ class Generator(nn.Module):
             look_colour, look = look
             colour = torch.sigmoid(self.colour(look_colour))[:, :, None, None]
             if self.coord is not None:
-                frames, reached = self._draw(look, colour, states)
+                frames, reached = self._draw(look, colour, states, reach)
             else:
                 mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
                 scale = None
@@ -326,11 +325,12 @@ class Generator(nn.Module):
         video = frames.view(b, cfg.frames, 3, cfg.height, cfg.width)
         return (video, attn, reached.view(b, cfg.frames, 4)) if reach else (video, attn)
 
-    def _draw(self, look: torch.Tensor, colour: torch.Tensor,
-              states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _draw(self, look: torch.Tensor, colour: torch.Tensor, states: torch.Tensor,
+              reach: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The coord decoder's frames (B * T, 3, H, W) in [-1, 1]: each frame's sprite is
-        drawn at the centre's sub-pixel offset and pasted at its whole-pixel position. Also
-        returns the object's reach towards its box's sides (B * T, 4)."""
+        drawn at the centre's sub-pixel offset and pasted at its whole-pixel position. With
+        ``reach``, also the object's reach towards its box's sides (B * T, 4), else None
+        (generation does not pay for it)."""
         cfg, dec = self.cfg, self.coord
         t = cfg.frames
         # Pixel position of the centre (x, y), from the left and top edges.
@@ -339,7 +339,7 @@ class Generator(nn.Module):
         corner = centre - dec.side / 2  # the sprite's top-left corner
         whole = torch.floor(corner.detach())
         offsets = (corner - whole).view(-1, t, 2)  # (B, T, 2): one object, T positions
-        logits, reached = dec(look, offsets, reach=True)
+        logits, reached = dec(look, offsets, reach=True) if reach else (dec(look, offsets), None)
         sprite = torch.sigmoid(logits) * colour.repeat_interleave(t, 0)  # (B*T, 3, S, S)
         return paste(sprite, whole.long(), cfg.height, cfg.width) * 2 - 1, reached
 
