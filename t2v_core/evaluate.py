@@ -164,7 +164,8 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Judge generated clips (N, T, H, W, 3) uint8 against the rows they were made from
     (colour, shape, size, direction, split). ``seen`` covers compositions of the training
-    split, ``held_out`` those of the test split; ``coherence`` covers all clips."""
+    split, ``held_out`` those of the test split (each with its own ``coherent`` share and
+    ``correct_and_coherent``); ``coherence`` covers all clips."""
     if clips.ndim != 5 or clips.shape[-1] != 3 or clips.dtype != np.uint8:
         raise ValueError(f"clips must be uint8 (N, T, H, W, 3), got {clips.dtype} {clips.shape}")
     if len(clips) != len(expected):
@@ -181,5 +182,13 @@ def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dic
         name: attribute_accuracy([judged[i] for i in idx], [expected[i] for i in idx])
         for name, idx in by_split.items()
     }
+    for name, idx in by_split.items():
+        # Per split as well: a checkpoint may be chosen on the seen compositions alone.
+        # ``correct_and_coherent``: all four attributes right and the object the same in
+        # every frame, which is what a user of one video sees.
+        hits = [all(getattr(judged[i], a) == expected[i][a] for a in ATTRIBUTES) and judged[i].coherent
+                for i in idx]
+        out[name]["coherent"] = _mean([float(judged[i].coherent) for i in idx])
+        out[name]["correct_and_coherent"] = _mean([float(h) for h in hits])
     out["coherence"] = temporal_coherence(judged)
     return out

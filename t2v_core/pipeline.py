@@ -414,8 +414,10 @@ def _quick_eval(ctx: Context, model: Any) -> dict[str, float]:
     n = max(1, min(40, ctx.profile.evaluate.prompts_per_split))
     m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, 0, ctx.profile.evaluate.seed + 1)
     return {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
+            "seen_coherent": m["seen"]["coherent"] or 0.0,
+            "seen_correct_and_coherent": m["seen"]["correct_and_coherent"] or 0.0,
             "held_out_all_correct": m["held_out"]["all_correct"] or 0.0,
-            "coherent": m["coherence"]["coherent_share"] or 0.0}
+            "held_out_coherent": m["held_out"]["coherent"] or 0.0}
 
 
 def checkpoint_of(train_ref: ArtifactRef) -> Path:

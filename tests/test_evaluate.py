@@ -43,6 +43,7 @@ def test_evaluate_clips_on_ground_truth_and_on_shuffled_expectations():
     assert result["seen"]["n"] + result["held_out"]["n"] == 96
     assert result["coherence"]["coherent_share"] == 1.0
     assert result["coherence"]["smoothness"] < 0.05
+    assert result["seen"]["coherent"] == result["seen"]["correct_and_coherent"] == 1.0
 
     rng = np.random.default_rng(1)
     shuffled = [rows[i] for i in rng.permutation(len(rows))]
@@ -67,6 +68,19 @@ def test_temporal_coherence_separates_real_from_broken_clips():
     good, bad = ev.temporal_coherence(ev.judge_many(clips)), ev.temporal_coherence(ev.judge_many(broken))
     assert good["coherent_share"] == 1.0 and bad["coherent_share"] == 0.0
     assert bad["object_frame_share"] == pytest.approx(0.5)
+
+
+def test_correct_and_coherent_needs_both_per_split():
+    """A clip whose majority reading is right but whose object blinks out is correct, not
+    coherent; a steady clip of the wrong colour is coherent, not correct."""
+    clips, rows = corpus_clips(8, seed=4)
+    rows = [dict(r, split="train") for r in rows]
+    clips[0, ::4] = 0  # two frames of eight lost: the majority still reads the clip right
+    rows[1] = dict(rows[1], colour=next(c for c in syn.COLOURS if c != rows[1]["colour"]))
+    seen = ev.evaluate_clips(clips, rows)["seen"]
+    assert seen["all_correct"] == pytest.approx(7 / 8)
+    assert seen["coherent"] == pytest.approx(7 / 8)
+    assert seen["correct_and_coherent"] == pytest.approx(6 / 8)
 
 
 def test_variety_identical_versus_different_clips():
