@@ -109,7 +109,7 @@ class ModelConfig:
     decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
     g_channels: int = 64
     d_channels: int = 64
-    look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form)
+    look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form) | parts (as words; head 1 sets the size, the rest the shape)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
 
 
@@ -129,6 +129,7 @@ class TrainConfig:
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off
+    word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
     select_by: str = ""  # an eval metric (seen compositions only): publish the checkpoint that maximises it; "" = the newest

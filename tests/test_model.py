@@ -230,6 +230,29 @@ def test_look_from_words_reads_the_tokens_and_not_the_noise():
         Generator(dataclasses.replace(CFG, decoder="coord", look="sentence"))
 
 
+def test_parts_look_sets_the_box_from_one_head_and_the_shape_from_the_others():
+    """look = "parts": the size head's read sets the box and nothing else, the shape heads'
+    read draws the mask in box coordinates and nothing else, so a shape cannot depend on
+    the size it is drawn at."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, decoder="coord", look="parts", attn_heads=4)
+    dec = Generator(cfg).coord
+    head = cfg.text_dim // cfg.attn_heads
+    assert dec.size_dim == head and dec.cond_dim == cfg.text_dim - head  # size, then shape
+    cond = torch.randn(2, dec.cond_dim)
+    other_size, other_shape = cond.clone(), cond.clone()
+    other_size[:, :head] += 1.0
+    other_shape[:, head:] += 1.0
+    assert torch.equal(dec.box(cond), dec.box(other_shape))
+    assert not torch.allclose(dec.box(cond), dec.box(other_size))
+    with torch.no_grad():
+        dec.size.weight.zero_()  # one box whatever the size read: the mask is all that is left
+        assert torch.equal(dec(cond), dec(other_size))
+        assert not torch.allclose(dec(cond), dec(other_shape))
+    with pytest.raises(ValueError, match="attn_heads >= 3"):
+        Generator(dataclasses.replace(cfg, attn_heads=2))
+
+
 def test_paste_copies_a_sprite_exactly_and_cuts_what_falls_outside():
     sprite = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3)
     canvas = paste(sprite, torch.tensor([[1, 2], [-1, 0]]), 6, 5)

@@ -13,7 +13,7 @@ from t2v_core.model.text_encoder import TextEncoder
 
 
 DECODERS = ("object", "scaled", "coord", "sprite", "frame")
-LOOKS = ("clip", "words")
+LOOKS = ("clip", "words", "parts")
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -66,19 +66,27 @@ class CoordDecoder(nn.Module):
     is drawn afresh at its exact position in every frame, as the corpus renderer draws it,
     instead of being resampled, which blurred it by a different amount in every frame."""
 
-    def __init__(self, cond_dim: int, frame_side: int, channels: int, layers: int = 3):
+    def __init__(self, cond_dim: int, frame_side: int, channels: int, layers: int = 3,
+                 size_dim: int = 0):
         super().__init__()
+        if not 0 <= size_dim < cond_dim:
+            raise ValueError(f"size_dim must be in [0, cond_dim = {cond_dim}), got {size_dim}")
         self.cond_dim = cond_dim
+        # size_dim > 0: the condition's first size_dim entries set the box and only the box,
+        # the rest draw the mask, which then cannot depend on the size (see Generator, look
+        # = "parts"); 0: both read all of it.
+        self.size_dim = size_dim
+        shape_dim = cond_dim - size_dim
         self.quarter = frame_side / 4  # the largest box's half-side, in pixels
         self.side = frame_side // 2 + 2  # the sprite: the largest object and a pixel of shift
         centres = torch.arange(self.side, dtype=torch.float32) + 0.5 - self.side / 2
         ys, xs = torch.meshgrid(centres, centres, indexing="ij")
         self.register_buffer("grid", torch.stack([xs, ys]), persistent=False)  # (2, S, S) pixels
-        self.size = nn.Linear(cond_dim, 1)
+        self.size = nn.Linear(size_dim or cond_dim, 1)
         # 1x1 convolutions, written as linear layers over the pixels (twice as fast on CPU).
         self.inp = nn.Linear(len(self.FEATURES), channels)
         self.hidden = nn.ModuleList(nn.Linear(channels, channels) for _ in range(layers - 1))
-        self.films = nn.ModuleList(nn.Linear(cond_dim, 2 * channels) for _ in range(layers))
+        self.films = nn.ModuleList(nn.Linear(shape_dim, 2 * channels) for _ in range(layers))
         self.out = nn.Linear(channels, 1)
         # Start from a filled box (a square): of the three corpus shapes the network carved
         # circles and triangles out of it readily, but when every shape started as a soft
@@ -90,10 +98,16 @@ class CoordDecoder(nn.Module):
         # were drawn as soft blobs inside it, which rounds small squares.
         nn.init.constant_(self.size.bias, -1.5)
 
+    def split(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, cond_dim) -> (what sets the box, what draws the mask)."""
+        if not self.size_dim:
+            return cond, cond
+        return cond[:, : self.size_dim], cond[:, self.size_dim:]
+
     def box(self, cond: torch.Tensor) -> torch.Tensor:
         """(N, cond_dim) -> the box's half-side in pixels (N, 1), at most 0.95 of a quarter
         of the frame (an object up to 0.475 of the frame's side)."""
-        return (0.3 + 0.65 * torch.sigmoid(self.size(cond))) * self.quarter
+        return (0.3 + 0.65 * torch.sigmoid(self.size(self.split(cond)[0]))) * self.quarter
 
     FEATURES = ("u", "v", "|u|", "|v|", "r", "max(|u|, |v|)")
 
@@ -119,11 +133,12 @@ class CoordDecoder(nn.Module):
         half = self.box(cond)[:, :, None, None, None]  # (N, 1, 1, 1, 1)
         uv = (self.grid[None, None] - offset[..., None, None]) / half  # (N, K, 2, S, S): +-1 on the box's edges
         x = self.features(uv).permute(0, 1, 3, 4, 2).reshape(n, k * side * side, len(self.FEATURES))
+        shape = self.split(cond)[1]
         for i, film in enumerate(self.films):
             # (x W + b)(1 + gamma) + beta, with the FiLM scale folded into per-object
             # weights (StyleGAN2's weight modulation): one batched matmul per layer for all
             # of an object's frames, instead of a matmul and two passes over every pixel.
-            gamma, beta = film(cond).chunk(2, dim=-1)  # (N, C) each
+            gamma, beta = film(shape).chunk(2, dim=-1)  # (N, C) each
             layer = self.inp if i == 0 else self.hidden[i - 1]
             weight = layer.weight.t()[None] * (1 + gamma)[:, None, :]  # (N, C_in, C)
             bias = layer.bias * (1 + gamma) + beta
@@ -223,13 +238,22 @@ class Generator(nn.Module):
         # the colour and only the colour; the other heads' set the form (shape and size).
         # Each head learns to pick the words its part needs, so a colour never seen with a
         # shape cannot change how that shape is drawn (held-out compositions).
+        # look = "parts" splits the form further: the second head's read sets the box (the
+        # size) and only the box, the other heads' draw the mask (the shape), which is
+        # computed in the box's own coordinates and so cannot depend on the size. A shape
+        # learnt at one size is then drawn alike at the other: no (shape, size) cell can
+        # fail on its own (runs of "words" drew every small square as a circle, or every
+        # large circle as a triangle, and got the other size right).
         self.look_attn = None
         colour_dim = look_dim = cond
-        if cfg.look == "words":
+        size_dim = 0
+        if cfg.look in ("words", "parts"):
             if cfg.decoder != "coord":
-                raise ValueError(f"look = 'words' is for the coord decoder, not {cfg.decoder!r}")
-            if cfg.attn_heads < 2:
-                raise ValueError("look = 'words' needs attn_heads >= 2: one for colour, the rest for form")
+                raise ValueError(f"look = {cfg.look!r} is for the coord decoder, not {cfg.decoder!r}")
+            need = 2 if cfg.look == "words" else 3
+            if cfg.attn_heads < need:
+                raise ValueError(f"look = {cfg.look!r} needs attn_heads >= {need}: one for colour, "
+                                 + ("the rest for form" if need == 2 else "one for size, the rest for shape"))
             colour_dim = look_dim = d  # without attention (the ablation): the sentence vector s
             if cfg.attention:
                 self.look_attn = TokenAttention(1, cfg.word_dim, d, cfg.attn_heads)
@@ -241,8 +265,9 @@ class Generator(nn.Module):
                 nn.init.zeros_(self.look_attn.q.bias)
                 colour_dim = d // cfg.attn_heads
                 look_dim = d - colour_dim
+                size_dim = colour_dim if cfg.look == "parts" else 0
         if cfg.decoder == "coord":
-            self.coord = CoordDecoder(look_dim, cfg.height, base)
+            self.coord = CoordDecoder(look_dim, cfg.height, base, size_dim=size_dim)
         else:
             self.coord = None
             self.seed = nn.Linear(cond, chans[0] * 16)
@@ -282,7 +307,7 @@ class Generator(nn.Module):
             words = self.text.embed(ids.long())
             read, _ = self.look_attn(torch.ones_like(s[:, :1]), words, mask)
             look = read.split([self.colour.in_features, self.coord.cond_dim], -1)
-        elif cfg.look == "words":
+        elif cfg.look in ("words", "parts"):
             look = (s, s)
         else:
             # What it looks like comes from the whole clip's condition.
