@@ -181,6 +181,29 @@ def test_coord_decoder_with_the_word_critic_trains_and_resumes_exactly(tmp_path)
             assert torch.equal(v, b[part][k]), (part, k)
 
 
+def test_word_warmup_trains_only_the_word_classifier_and_resumes_exactly(tmp_path):
+    """The warm-up steps train D's word branch and head on real clips before the first GAN
+    step and nothing else, and a run with them killed after step 2 resumes to the weights
+    of an uninterrupted one."""
+    model = dataclasses.replace(MODEL, decoder="coord", look="parts", attn_heads=4)
+    cfg = dataclasses.replace(TRAIN, word_weight=1.0, word_warmup=5)
+    warm = train(tiny_data(), model, dataclasses.replace(cfg, steps=0), tmp_path / "warm")
+    cold = train(tiny_data(), model, dataclasses.replace(cfg, steps=0, word_warmup=0), tmp_path / "cold")
+    a = _state(Path(warm["checkpoint"]))["discriminator"]
+    b = _state(Path(cold["checkpoint"]))["discriminator"]
+    changed = {k for k in a if not torch.equal(a[k], b[k])}
+    assert changed and all(k.startswith(("word_branch.", "word_head.")) for k in changed), changed
+    full = train(tiny_data(), model, cfg, tmp_path / "full")
+    train(tiny_data(), model, dataclasses.replace(cfg, steps=2), tmp_path / "cut")
+    train(tiny_data(), model, cfg, tmp_path / "cut")
+    a, b = _state(Path(full["checkpoint"])), _state(tmp_path / "cut" / "ckpt-000004.pt")
+    for part in ("generator", "discriminator"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]), (part, k)
+    with pytest.raises(ValueError, match="word_warmup.*word_weight"):
+        train(tiny_data(), model, dataclasses.replace(cfg, word_weight=0.0), tmp_path / "no-words")
+
+
 def test_word_critic_without_the_word_loss_is_refused(tmp_path):
     model = dataclasses.replace(MODEL, word_critic=True)
     with pytest.raises(ValueError, match="word_weight"):
