@@ -86,7 +86,8 @@ def show(name: str, r: dict[str, Any]) -> None:
     print(f"\n== {name}: {r['train_steps']} steps in {r['train_minutes']:.2f} min of training"
           f"{' (stopped by the time budget)' if r['stopped_early'] else ''}; "
           f"whole pipeline {r['pipeline_seconds']:.0f} s; evaluated {Path(r['checkpoint']).name}"
-          f"{' (selected on seen-composition validation prompts)' if r['selected'] else ''}")
+          + (f" (selected by {r['selected']['metric']} = {r['selected']['value']:.3f} on seen-composition "
+             "validation prompts)" if r['selected'] else ""))
     attrs = ("colour", "shape", "size", "direction", "all_correct")
     print(f"   {'split':<9}" + "".join(f"{a:>12}" for a in attrs))
     for split in ("seen", "held_out"):
