@@ -408,14 +408,19 @@ def _quick_eval(ctx: Context, model: Any) -> dict[str, float]:
 
     These are validation draws: the evaluation's seed plus one, so neither their noise nor
     their order is the evaluate stage's. [train] select_by may use the seen compositions'
-    figures (which are training compositions), never the held-out ones."""
+    figures (which are training compositions), never the held-out ones. Variety is measured
+    on the seen prompts (judge_model pairs the first prompts, which are the seen ones).
+    ``seen_weakest`` is the lowest of the three seen figures that the evaluation has bars
+    for: a checkpoint chosen on it is the one whose weakest bar is best."""
     from t2v_core.assess import judge_model
 
     n = max(1, min(40, ctx.profile.evaluate.prompts_per_split))
-    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, 0, ctx.profile.evaluate.seed + 1)
-    return {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
+    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, n, ctx.profile.evaluate.seed + 1)
+    seen = {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
             "seen_coherent": m["seen"]["coherent"] or 0.0,
             "seen_correct_and_coherent": m["seen"]["correct_and_coherent"] or 0.0,
+            "seen_variety": m["variety"]}
+    return {**seen, "seen_weakest": min(seen["seen_all_correct"], seen["seen_coherent"], seen["seen_variety"]),
             "held_out_all_correct": m["held_out"]["all_correct"] or 0.0,
             "held_out_coherent": m["held_out"]["coherent"] or 0.0}
 

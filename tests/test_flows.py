@@ -35,6 +35,13 @@ def test_first_run_builds_every_stage(first_run):
     gallery = Path(refs["render"]["path"]) / "index.html"
     assert gallery.is_file() and "<video" in gallery.read_text()
     assert (Path(refs["evaluate"]["path"]) / "metrics.json").is_file()
+    # Training's validation on the seen prompts, which the tiny profile selects a checkpoint by.
+    evals = pd.read_parquet(Path(refs["train"]["path"]) / "metrics.parquet").dropna(subset=["eval_seen_weakest"])
+    assert len(evals) == 2  # steps 3 and 6
+    seen = evals[["eval_seen_all_correct", "eval_seen_coherent", "eval_seen_variety"]]
+    assert (evals["eval_seen_weakest"] == seen.min(axis=1)).all()
+    assert ((evals["eval_seen_correct_and_coherent"] <= evals["eval_seen_all_correct"])
+            & (evals["eval_seen_correct_and_coherent"] <= evals["eval_seen_coherent"])).all()
 
 
 def test_second_run_is_all_cache_hits(first_run):
