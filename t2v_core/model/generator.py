@@ -241,9 +241,10 @@ class Generator(nn.Module):
         # look = "parts" splits the form further: the second head's read sets the box (the
         # size) and only the box, the other heads' draw the mask (the shape), which is
         # computed in the box's own coordinates and so cannot depend on the size. A shape
-        # learnt at one size is then drawn alike at the other: no (shape, size) cell can
-        # fail on its own (runs of "words" drew every small square as a circle, or every
-        # large circle as a triangle, and got the other size right).
+        # learnt at one size is then the same outline at the other (runs of "words" drew
+        # every large circle as a triangle and small ones right); what can still differ is
+        # how it reads at a few pixels: a square with slightly rounded corners is a square
+        # at 14 px and may be a circle at 8.
         self.look_attn = None
         colour_dim = look_dim = cond
         size_dim = 0
