@@ -55,7 +55,9 @@ def _mean(values: Sequence[float]) -> float | None:
 @metric("attribute_accuracy")
 def attribute_accuracy(judgements: Sequence[Judgement], expected: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Share of clips whose judged colour, shape, size and direction match what was asked
-    for; ``all_correct`` needs all four. A clip the judge cannot read counts as wrong."""
+    for; ``all_correct`` needs all four. A clip the judge cannot read counts as wrong.
+    ``coherent`` is the share of these clips with one unchanging object in every frame, and
+    ``correct_and_coherent`` needs both, which is what a user of one video sees."""
     if len(judgements) != len(expected):
         raise ValueError(f"{len(judgements)} judgements but {len(expected)} expectations")
     out: dict[str, Any] = {"n": len(judgements)}
@@ -66,6 +68,9 @@ def attribute_accuracy(judgements: Sequence[Judgement], expected: Sequence[dict[
     for i, a in enumerate(ATTRIBUTES):
         out[a] = _mean(hits[:, i])
     out["all_correct"] = _mean(hits.all(axis=1))
+    coherent = np.array([j.coherent for j in judgements], dtype=bool)
+    out["coherent"] = _mean(coherent)
+    out["correct_and_coherent"] = _mean(hits.all(axis=1) & coherent)
     return out
 
 
@@ -164,8 +169,8 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Judge generated clips (N, T, H, W, 3) uint8 against the rows they were made from
     (colour, shape, size, direction, split). ``seen`` covers compositions of the training
-    split, ``held_out`` those of the test split (each with its own ``coherent`` share and
-    ``correct_and_coherent``); ``coherence`` covers all clips."""
+    split, ``held_out`` those of the test split (each with its own ``coherent`` share, so a
+    checkpoint can be chosen on the seen compositions alone); ``coherence`` covers all clips."""
     if clips.ndim != 5 or clips.shape[-1] != 3 or clips.dtype != np.uint8:
         raise ValueError(f"clips must be uint8 (N, T, H, W, 3), got {clips.dtype} {clips.shape}")
     if len(clips) != len(expected):
@@ -182,13 +187,5 @@ def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dic
         name: attribute_accuracy([judged[i] for i in idx], [expected[i] for i in idx])
         for name, idx in by_split.items()
     }
-    for name, idx in by_split.items():
-        # Per split as well: a checkpoint may be chosen on the seen compositions alone.
-        # ``correct_and_coherent``: all four attributes right and the object the same in
-        # every frame, which is what a user of one video sees.
-        hits = [all(getattr(judged[i], a) == expected[i][a] for a in ATTRIBUTES) and judged[i].coherent
-                for i in idx]
-        out[name]["coherent"] = _mean([float(judged[i].coherent) for i in idx])
-        out[name]["correct_and_coherent"] = _mean([float(h) for h in hits])
     out["coherence"] = temporal_coherence(judged)
     return out

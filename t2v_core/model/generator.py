@@ -251,10 +251,10 @@ class Generator(nn.Module):
         if cfg.look in ("words", "parts"):
             if cfg.decoder != "coord":
                 raise ValueError(f"look = {cfg.look!r} is for the coord decoder, not {cfg.decoder!r}")
-            need = 2 if cfg.look == "words" else 3
+            need, parts = {"words": (2, "colour, the rest for form"),
+                           "parts": (3, "colour, one for size, the rest for shape")}[cfg.look]
             if cfg.attn_heads < need:
-                raise ValueError(f"look = {cfg.look!r} needs attn_heads >= {need}: one for colour, "
-                                 + ("the rest for form" if need == 2 else "one for size, the rest for shape"))
+                raise ValueError(f"look = {cfg.look!r} needs attn_heads >= {need}: one for {parts}")
             colour_dim = look_dim = d  # without attention (the ablation): the sentence vector s
             if cfg.attention:
                 self.look_attn = TokenAttention(1, cfg.word_dim, d, cfg.attn_heads)
