@@ -234,8 +234,9 @@ class _Run:
     def warm_up_words(self, data: TrainData, steps: int) -> float:
         """Train D's word classifier alone on real clips and their captions for ``steps``
         steps, before the first GAN step; returns its last loss. G learns shape only from
-        this classifier; from scratch it told small circles from squares at chance after 100 steps (and
-        at 0.64-0.85 after 400), while G's masks settle into shapes they are slow to leave. The draws come from their own seeded stream, so a rerun repeats them."""
+        this classifier; from scratch it told small circles from squares at chance after
+        100 steps (and at 0.64-0.85 after 400), while G's masks settle into shapes they are
+        slow to leave. The draws come from their own seeded stream, so a rerun repeats them."""
         tcfg, dev = self.tcfg, self.device
         loss = torch.zeros(())
         for i in range(steps):
