@@ -31,7 +31,7 @@ from t2v_core.catalog import CatalogRow, output_name, read_catalog
 from t2v_core.config import RenderConfig
 from t2v_core.embeddings import encode_tokens, prompt_tokens
 from t2v_core.store import atomic_path, atomic_write_text
-from t2v_core.video import write_gif, write_video
+from t2v_core.writers import write_gif, write_video
 
 GenerateFn = Callable[[list[str], list[int]], list[np.ndarray | str]]
 Progress = Callable[[int, int | None], None]

@@ -11,7 +11,7 @@ import pytest
 from t2v_core.config import IngestConfig
 from t2v_core.corpus.manifests import CORPUS_SCHEMA, REJECTS_SCHEMA, detect_format, read_manifest
 from t2v_core.store import digest_file
-from t2v_core.video import write_video
+from t2v_core.writers import write_video
 
 
 def clip(tmp: Path, rel: str, level: int = 0) -> Path:

@@ -19,9 +19,8 @@ from t2v_core.video import (
     fit_frame,
     read_video,
     sample_indices,
-    write_gif,
-    write_video,
 )
+from t2v_core.writers import write_gif, write_video
 
 CODECS = [("mp4", None), ("webm", None), ("webm", "VP90"), ("avi", None)]  # mp4v, VP8, VP9, MJPEG
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from t2v_core.config import SynthConfig
 from t2v_core.store import atomic_write_text
-from t2v_core.video import write_video
+from t2v_core.writers import write_video
 
 # Pure, saturated RGB colours: every channel is 0 or 255, so hue survives codec shifts.
 COLOURS: dict[str, tuple[int, int, int]] = {
