@@ -49,6 +49,8 @@ from t2v_core.store import atomic_path, atomic_write_text, write_parquet
 WARMUP_STREAM = 104_729
 # State-dict tensors with one row per vocabulary word: a warm start copies them by token.
 BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias")
+# What the mode-seeking term compares (TrainConfig.diversity_on).
+DIVERSITY_ON = ("frame", "start")
 
 Progress = Callable[[int, int, dict], None]
 EvalFn = Callable[[Text2Video], dict]
@@ -277,10 +279,8 @@ class _Run:
         ce = torch.nn.functional.cross_entropy
         target = torch.arange(len(ids), device=dev)
         with amp:
-            if tcfg.box_weight > 0:
-                fake, _, reached = self.G(gen_ids, gen_lens, z, reach=True)
-            else:
-                fake, _ = self.G(gen_ids, gen_lens, z)
+            drawn = self.G.draw(gen_ids, gen_lens, z, reach=tcfg.box_weight > 0)
+            fake = drawn.video
             s = self.D.encode_text(ids, lens)
             s_gen = self.D.encode_text(gen_ids, gen_lens) if diversity else s
             s_wrong = self.D.encode_text(wrong_ids, wrong_lens)
@@ -326,13 +326,17 @@ class _Run:
                 if self.D.word_critic is not None:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
             if tcfg.box_weight > 0:
-                loss_g = loss_g + tcfg.box_weight * box_reach(reached)
+                loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
             if diversity:
-                # On the first frame only: z should choose where the object starts (as in
-                # the corpus), not how it moves, which is the direction word's job. On whole
+                # At the start only: z should choose where the object starts (as in the
+                # corpus), not how it moves, which is the direction word's job. On whole
                 # clips the easiest way to differ was a z-driven path that ignored the text.
+                # "frame" compares the first frames' pixels, whose gradient reaches the
+                # position only through the sprite's sub-pixel offset (the paste is whole
+                # pixels); "start" compares the start positions themselves.
+                first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
                 loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
-                    fake[:half, :1], fake[half:2 * half, :1], z[:half], z[half:2 * half])
+                    first[:half], first[half:2 * half], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -398,6 +402,11 @@ def train(
     if train_cfg.box_weight > 0 and model_cfg.decoder != "coord":
         raise ValueError(f"[train] box_weight keeps the coord decoder's box tight; decoder "
                          f"{model_cfg.decoder!r} has no box, so set box_weight = 0")
+    if train_cfg.diversity_on not in DIVERSITY_ON:
+        raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r}; use one of {DIVERSITY_ON}")
+    if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
+        raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
+                         "decoder 'frame' places none, so use diversity_on = 'frame'")
     if model_cfg.word_critic and train_cfg.word_weight <= 0:
         raise ValueError("[model] word_critic judges on the word branch, which only "
                          "[train] word_weight > 0 trains; set both or neither")

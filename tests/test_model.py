@@ -200,11 +200,12 @@ def test_box_reach_holds_for_every_shape_that_fills_its_box(shape):
 def test_generator_reports_reach_only_for_the_coord_decoder():
     ids, lengths = _batch()
     gen = Generator(dataclasses.replace(CFG, decoder="coord"))
-    video, _, reached = gen(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
-    assert video.shape == (3, 4, 3, 16, 16) and reached.shape == (3, 4, 4)
-    box_reach(reached).backward()  # a loss G can train on
+    drawn = gen.draw(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
+    assert drawn.video.shape == (3, 4, 3, 16, 16) and drawn.reached.shape == (3, 4, 4)
+    box_reach(drawn.reached).backward()  # a loss G can train on
+    assert gen.draw(ids, lengths, torch.randn(3, CFG.z_dim)).reached is None
     with pytest.raises(ValueError, match="coord"):
-        Generator(dataclasses.replace(CFG, decoder="object"))(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
+        Generator(dataclasses.replace(CFG, decoder="object")).draw(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
 
 
 def test_look_from_words_reads_the_tokens_and_not_the_noise():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -14,6 +15,15 @@ from t2v_core.model.text_encoder import TextEncoder
 
 DECODERS = ("object", "scaled", "coord", "sprite", "frame")
 LOOKS = ("clip", "words", "parts")
+
+
+class Drawn(NamedTuple):
+    """What ``Generator.draw`` gives training: the video and what its losses read besides."""
+
+    video: torch.Tensor  # (B, T, 3, H, W) in [-1, 1]
+    attn: torch.Tensor | None  # (B, T, heads, L), None without attention
+    reached: torch.Tensor | None  # (B, T, 4) how far the object reaches its box's sides; with reach only
+    path: torch.Tensor | None  # (B, T, 2) the object's centre per frame, (x, y) in (-1/2, 1/2); placed decoders only
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -317,17 +327,24 @@ class Generator(nn.Module):
         return states_t, contexts_t, attn, look
 
     def forward(
-        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor, reach: bool = False
-    ) -> tuple[torch.Tensor, ...]:
-        """-> video (B, T, 3, H, W), attention weights (B, T, heads, L) or None; with
-        ``reach`` (the coord decoder only) also how far each frame's object reaches towards
-        the sides of its box (B, T, 4), see ``CoordDecoder.reach``."""
+        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> video (B, T, 3, H, W) in [-1, 1], attention weights (B, T, heads, L) or None."""
+        drawn = self.draw(ids, lengths, z)
+        return drawn.video, drawn.attn
+
+    def draw(self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor,
+             reach: bool = False) -> Drawn:
+        """The video with what training's losses read besides (see ``Drawn``). ``reach``
+        (the coord decoder only) also measures how far each frame's object reaches towards
+        the sides of its box, see ``CoordDecoder.reach``; generation does not pay for it."""
         if reach and self.coord is None:
             raise ValueError(f"only the coord decoder has a box to reach, not {self.cfg.decoder!r}")
         cfg = self.cfg
         b = ids.shape[0]
         states, contexts, attn, look = self.trajectory(ids, lengths, z)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
+        reached = None
         if self.object:
             # One object per video: what it looks like comes from ``look``, where it is
             # from each frame's state.
@@ -349,7 +366,8 @@ class Generator(nn.Module):
             x = self._decode(cond.reshape(b * cfg.frames, -1))
             frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), states)
         video = frames.view(b, cfg.frames, 3, cfg.height, cfg.width)
-        return (video, attn, reached.view(b, cfg.frames, 4)) if reach else (video, attn)
+        return Drawn(video, attn, None if reached is None else reached.view(b, cfg.frames, 4),
+                     None if self.where is None else self.centres(states))
 
     def _draw(self, look: torch.Tensor, colour: torch.Tensor, states: torch.Tensor,
               reach: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
