@@ -14,6 +14,7 @@ accuracy with attention over without it.
     .venv/bin/python benchmarks/gan_accuracy.py                       # demo + its ablation
     .venv/bin/python benchmarks/gan_accuracy.py --profile full --minutes 30 --no-ablation
     .venv/bin/python benchmarks/gan_accuracy.py --workspace /tmp/ws --json /tmp/gan.json
+    .venv/bin/python benchmarks/gan_accuracy.py --seed 1 --no-ablation   # another training seed
     .venv/bin/python benchmarks/gan_accuracy.py --parallel   # both trainings at once, 1 thread each
 """
 
@@ -105,6 +106,7 @@ def main() -> None:
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--workspace", type=Path, default=None, help="default: a fresh temporary folder")
     ap.add_argument("--minutes", type=float, default=None, help="override [train] max_minutes")
+    ap.add_argument("--seed", type=int, default=None, help="override [train] seed (run-to-run spread)")
     ap.add_argument("--no-ablation", action="store_true", help="skip the attention-off baseline")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--parallel", action="store_true",
@@ -114,14 +116,16 @@ def main() -> None:
     profile = load_profile(args.profile)
     if args.minutes is not None:
         profile = profile.override(train={"max_minutes": args.minutes})
+    if args.seed is not None:
+        profile = profile.override(train={"seed": args.seed})
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="t2v-gan-bench-"))
     print(f"profile {profile.name}: {profile.model.height}x{profile.model.width}, {profile.model.frames} frames, "
           f"{profile.synth.n_videos} videos, <= {profile.train.steps} steps, "
-          f"<= {profile.train.max_minutes or 'unlimited'} min")
+          f"<= {profile.train.max_minutes or 'unlimited'} min, training seed {profile.train.seed}")
     print(f"hardware: {hardware(profile)}")
     print(f"workspace: {workspace}")
 
-    results: dict[str, Any] = {"profile": profile.name, "hardware": hardware(profile)}
+    results: dict[str, Any] = {"profile": profile.name, "seed": profile.train.seed, "hardware": hardware(profile)}
     if args.no_ablation:
         results["attention"] = run_variant(profile, workspace)
         show("with attention", results["attention"])
