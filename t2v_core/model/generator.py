@@ -344,6 +344,7 @@ class Generator(nn.Module):
         b = ids.shape[0]
         states, contexts, attn, look = self.trajectory(ids, lengths, z)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
+        path = None if self.where is None else self.centres(states)  # where the object is
         reached = None
         if self.object:
             # One object per video: what it looks like comes from ``look``, where it is
@@ -351,7 +352,7 @@ class Generator(nn.Module):
             look_colour, look = look
             colour = torch.sigmoid(self.colour(look_colour))[:, :, None, None]
             if self.coord is not None:
-                frames, reached = self._draw(look, colour, states, reach)
+                frames, reached = self._draw(look, colour, path, reach)
             else:
                 mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
                 scale = None
@@ -360,16 +361,16 @@ class Generator(nn.Module):
                     # Between 0.4 and 1 of the sprite's side: room for both corpus sizes.
                     scale = 0.4 + 0.6 * torch.sigmoid(self.scale(look)).repeat_interleave(cfg.frames, 0)
                 sprite = mask * colour
-                frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), states, scale)
+                frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), path, scale)
         else:
             # Decode all frames of all videos as one batch of B*T images.
             x = self._decode(cond.reshape(b * cfg.frames, -1))
-            frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), states)
+            frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), path)
         video = frames.view(b, cfg.frames, 3, cfg.height, cfg.width)
         return Drawn(video, attn, None if reached is None else reached.view(b, cfg.frames, 4),
-                     None if self.where is None else self.centres(states))
+                     path)
 
-    def _draw(self, look: torch.Tensor, colour: torch.Tensor, states: torch.Tensor,
+    def _draw(self, look: torch.Tensor, colour: torch.Tensor, path: torch.Tensor,
               reach: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The coord decoder's frames (B * T, 3, H, W) in [-1, 1]: each frame's sprite is
         drawn at the centre's sub-pixel offset and pasted at its whole-pixel position. With
@@ -378,8 +379,8 @@ class Generator(nn.Module):
         cfg, dec = self.cfg, self.coord
         t = cfg.frames
         # Pixel position of the centre (x, y), from the left and top edges.
-        centre = (self.centres(states).reshape(-1, 2) + 1) * torch.tensor(
-            [cfg.width / 2, cfg.height / 2], device=states.device, dtype=states.dtype)
+        centre = (path.reshape(-1, 2) + 1) * torch.tensor(
+            [cfg.width / 2, cfg.height / 2], device=path.device, dtype=path.dtype)
         corner = centre - dec.side / 2  # the sprite's top-left corner
         whole = torch.floor(corner.detach())
         offsets = (corner - whole).view(-1, t, 2)  # (B, T, 2): one object, T positions
@@ -405,13 +406,13 @@ class Generator(nn.Module):
         raw = self.where(states)  # (B, T, 2)
         return 0.5 * torch.tanh(torch.cumsum(raw, dim=1))
 
-    def _place(self, sprite: torch.Tensor, states: torch.Tensor,
+    def _place(self, sprite: torch.Tensor, path: torch.Tensor,
                scale: torch.Tensor | None = None) -> torch.Tensor:
         """Put each half-size sprite (N = B * T, 3, H/2, W/2) in [0, 1] on a black full-size
-        canvas at the centre read from the states (B, T, hidden) (see ``centres``), shrunk
+        canvas at its centre in ``path`` (B, T, 2), see ``centres``, shrunk
         by ``scale`` (N, 1) in (0, 1] when given; the sprite stays inside the frame."""
         n = sprite.shape[0]
-        centre = self.centres(states).reshape(n, 2)
+        centre = path.reshape(n, 2)
         # affine_grid maps output coordinates to sprite coordinates: x_in = 2 x_out - 2 c.
         # With a scale s the sprite covers s of its usual side: x_in = (2 x_out - 2 c) / s.
         inv = 2.0 / (scale if scale is not None else torch.ones(n, 1, device=sprite.device))
