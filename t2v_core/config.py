@@ -127,6 +127,8 @@ class TrainConfig:
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
     diversity_weight: float = 0.0  # MSGAN mode-seeking term for G (same caption, two z); 0 = off
     diversity_on: str = "frame"  # what the mode-seeking term pulls apart: frame (the first frame's pixels) | start (the object's start position; decoders that place an object)
+    diversity_form: str = "msgan"  # msgan (1 / the batch's mean distance ratio) | dsgan (per pair, the ratio capped at diversity_tau)
+    diversity_tau: float = 0.1  # dsgan: the distance ratio beyond which a pair is apart enough
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off

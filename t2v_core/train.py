@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -39,6 +40,7 @@ from t2v_core.model import (
     box_reach,
     d_loss,
     g_loss,
+    diversity_sensitivity,
     mode_seeking,
     r1_penalty,
     word_loss,
@@ -51,6 +53,8 @@ WARMUP_STREAM = 104_729
 BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias")
 # What the mode-seeking term compares (TrainConfig.diversity_on).
 DIVERSITY_ON = ("frame", "start")
+# How it measures them (TrainConfig.diversity_form).
+DIVERSITY_FORMS = ("msgan", "dsgan")
 
 Progress = Callable[[int, int, dict], None]
 EvalFn = Callable[[Text2Video], dict]
@@ -335,7 +339,9 @@ class _Run:
                 # position only through the sprite's sub-pixel offset (the paste is whole
                 # pixels); "start" compares the start positions themselves.
                 first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
-                loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
+                spread = mode_seeking if tcfg.diversity_form == "msgan" else functools.partial(
+                    diversity_sensitivity, tau=tcfg.diversity_tau)
+                loss_g = loss_g + tcfg.diversity_weight * spread(
                     first[:half], first[half:2 * half], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -404,6 +410,10 @@ def train(
                          f"{model_cfg.decoder!r} has no box, so set box_weight = 0")
     if train_cfg.diversity_on not in DIVERSITY_ON:
         raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r}; use one of {DIVERSITY_ON}")
+    if train_cfg.diversity_form not in DIVERSITY_FORMS:
+        raise ValueError(f"[train] diversity_form = {train_cfg.diversity_form!r}; use one of {DIVERSITY_FORMS}")
+    if train_cfg.diversity_form == "dsgan" and not train_cfg.diversity_tau > 0:
+        raise ValueError(f"[train] diversity_tau = {train_cfg.diversity_tau}; dsgan needs a cap above 0")
     if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
         raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")

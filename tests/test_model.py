@@ -19,7 +19,9 @@ from t2v_core.model import (
     bag_of_words,
     box_reach,
     d_loss,
+    diversity_sensitivity,
     g_loss,
+    mode_seeking,
     r1_penalty,
     word_loss,
 )
@@ -369,3 +371,20 @@ def test_r1_penalty_is_the_squared_gradient_norm():
     x = torch.randn(2, 5, requires_grad=True)
     logits = (x * 3).sum(1)
     assert torch.allclose(r1_penalty(logits, x), torch.tensor(45.0))
+
+
+def test_diversity_sensitivity_pushes_only_the_pairs_that_are_too_close():
+    """Per pair and capped (DSGAN): the collapsed pair gets the whole pull, the pair already
+    apart gets none. The batch-mean mode-seeking term (MSGAN) instead pulls both pairs alike,
+    and less the further apart the batch is on average."""
+    a = torch.tensor([[0.10, 0.10], [-0.40, 0.30]], requires_grad=True)
+    b = torch.tensor([[0.11, 0.10], [0.40, -0.30]])  # pair 0 has collapsed, pair 1 is far apart
+    z_a, z_b = torch.zeros(2, 4), torch.ones(2, 4)  # noise distance 1 per pair
+    loss = diversity_sensitivity(a, b, z_a, z_b, tau=0.1)
+    assert torch.allclose(loss, -(torch.tensor(0.005) + 0.1) / 2)
+    (grad,) = torch.autograd.grad(loss, a)
+    # descent lowers a[0]'s x, away from b[0]'s (0.11); no pull where they already differ by 0
+    assert torch.allclose(grad[0], torch.tensor([0.25, 0.0])), grad
+    assert (grad[1] == 0).all(), grad
+    (grad_ms,) = torch.autograd.grad(mode_seeking(a, b, z_a, z_b), a)
+    assert (grad_ms[1] != 0).all() and torch.allclose(grad_ms[0, 0].abs(), grad_ms[1, 0].abs())

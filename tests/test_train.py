@@ -239,6 +239,22 @@ def test_start_diversity_pulls_start_positions_apart_and_needs_a_placed_object(t
         train(tiny_data(), model, dataclasses.replace(cfg, diversity_on="clip"), tmp_path / "typo")
 
 
+def test_dsgan_diversity_spreads_the_starts_and_its_settings_are_checked(tmp_path):
+    """diversity_form = "dsgan" (per pair, capped) spreads the start positions too; an unknown
+    form or a cap of 0 is refused before any training."""
+    model = dataclasses.replace(MODEL, decoder="coord")
+    cfg = dataclasses.replace(TRAIN, steps=20, ckpt_every=20, eval_every=0, lr_g=1e-2,
+                              diversity_on="start", diversity_form="dsgan", diversity_tau=0.5)
+    spread = {name: _start_spread(train(tiny_data(), model, dataclasses.replace(cfg, diversity_weight=w),
+                                        tmp_path / name)["checkpoint"], tiny_data())
+              for name, w in (("none", 0.0), ("dsgan", 10.0))}
+    assert spread["dsgan"] > 1.2 * spread["none"], spread
+    with pytest.raises(ValueError, match="diversity_form"):
+        train(tiny_data(), model, dataclasses.replace(cfg, diversity_weight=1.0, diversity_form="ds"), tmp_path / "t1")
+    with pytest.raises(ValueError, match="diversity_tau"):
+        train(tiny_data(), model, dataclasses.replace(cfg, diversity_weight=1.0, diversity_tau=0.0), tmp_path / "t2")
+
+
 def test_word_critic_without_the_word_loss_is_refused(tmp_path):
     model = dataclasses.replace(MODEL, word_critic=True)
     with pytest.raises(ValueError, match="word_weight"):

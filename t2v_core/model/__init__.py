@@ -8,7 +8,16 @@ checkpoint (state_dicts + the config as a dict) rebuilds them with nothing from 
 from t2v_core.model.attention import TokenAttention
 from t2v_core.model.discriminator import Discriminator
 from t2v_core.model.generator import Generator
-from t2v_core.model.losses import bag_of_words, box_reach, d_loss, g_loss, mode_seeking, r1_penalty, word_loss
+from t2v_core.model.losses import (
+    bag_of_words,
+    box_reach,
+    d_loss,
+    diversity_sensitivity,
+    g_loss,
+    mode_seeking,
+    r1_penalty,
+    word_loss,
+)
 from t2v_core.model.text_encoder import TextEncoder
 
 __all__ = [
@@ -19,6 +28,7 @@ __all__ = [
     "d_loss",
     "g_loss",
     "r1_penalty",
+    "diversity_sensitivity",
     "mode_seeking",
     "bag_of_words",
     "word_loss",

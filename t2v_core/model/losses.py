@@ -65,6 +65,18 @@ def mode_seeking(video_a: torch.Tensor, video_b: torch.Tensor, z_a: torch.Tensor
     return 1.0 / (ratio + eps)
 
 
+def diversity_sensitivity(out_a: torch.Tensor, out_b: torch.Tensor, z_a: torch.Tensor,
+                          z_b: torch.Tensor, tau: float) -> torch.Tensor:
+    """The diversity-sensitive term of DSGAN (Yang et al. 2019) for G, per pair: how far two
+    noise draws of one caption land apart, over how far their noise is, capped at ``tau``;
+    G minimises its negative mean. Unlike ``mode_seeking``, whose batch-mean ratio stops
+    pulling once most pairs are apart (its gradient falls as 1/ratio**2), a pair that
+    collapsed is pushed with the same force whatever the others do, and pairs already
+    ``tau`` apart are left to the other losses."""
+    ratio = (out_a - out_b).abs().flatten(1).mean(1) / (z_a - z_b).abs().flatten(1).mean(1)
+    return -ratio.clamp(max=tau).mean()
+
+
 def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """Token ids (B, L) -> (B, vocab_size) multi-hot of the words present; <pad> (0) and
     <unk> (1) are no words."""
