@@ -55,19 +55,17 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, *, fourcc: str
     fourcc = fourcc or FOURCC.get(path.suffix.lower())
     if fourcc is None:
         raise ValueError(f"unsupported video container {path.suffix!r}; use one of {sorted(FOURCC)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     h, w = frames.shape[1:3]
-    with _quiet_stderr(fourcc in _NOISY_FOURCC):
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot open a {fourcc} writer for {path}")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a failure anywhere below leaves neither file behind
+        with _quiet_stderr(fourcc in _NOISY_FOURCC):
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot open a {fourcc} writer for {path}")
+        try:
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return path
 
 

@@ -66,6 +66,29 @@ def test_write_then_read_each_codec(tmp_path, suffix, fourcc):
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file is left behind"
 
 
+def test_a_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """A write that fails half-way (a fault injected at the third frame, after OpenCV has
+    created its file) leaves neither a result nor a temporary file, and a result already
+    there stays whole."""
+    import t2v_core.writers as writers
+
+    path = write_video(tmp_path / "a.webm", ramp(4, 64, 64), 10)
+    before = path.read_bytes()
+    real, calls = writers.cv2.cvtColor, []
+
+    def failing(frame, code):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(frame, code)
+
+    monkeypatch.setattr(writers.cv2, "cvtColor", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_video(path, ramp(6, 64, 64), 10)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.webm"], "no temporary file is left behind"
+
+
 def test_write_gif_round_trip(tmp_path):
     clip = np.zeros((3, 8, 10, 3), np.uint8)
     clip[0, ..., 0] = 255
