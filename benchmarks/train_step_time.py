@@ -56,7 +56,8 @@ def seconds_per_step(profile: Profile, steps: tuple[int, int], threads: int) -> 
     with tempfile.TemporaryDirectory() as tmp:
         for n in steps:
             cfg = dataclasses.replace(profile.train, steps=n, ckpt_every=max(steps) * 10, eval_every=0,
-                                      word_warmup=0, select_by="", max_minutes=0.0, threads=threads)
+                                      word_warmup=0, select_by="", max_minutes=0.0, threads=threads,
+                                      device="cpu")
             start = time.perf_counter()
             train(data, model, cfg, os.path.join(tmp, f"{profile.name}-{n}"))
             took.append(time.perf_counter() - start)
@@ -76,10 +77,11 @@ def main() -> None:
     print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"{args.threads} torch thread(s), CPU (device = cpu)")
     demo, full = load_profile("demo"), load_profile("full")
-    demo_s = seconds_per_step(dataclasses.replace(demo, train=dataclasses.replace(demo.train, device="cpu")),
-                              tuple(args.demo_steps), args.threads)
-    full_s = seconds_per_step(dataclasses.replace(full, train=dataclasses.replace(full.train, device="cpu")),
-                              tuple(args.full_steps), args.threads)
+    demo_s = seconds_per_step(demo, tuple(args.demo_steps), args.threads)
+    full_s = seconds_per_step(full, tuple(args.full_steps), args.threads)
+    if min(demo_s, full_s) <= 0:
+        raise SystemExit(f"demo {demo_s:.3f}, full {full_s:.3f} s/step: a window this short is all "
+                         "noise; take more steps")
     print(f"demo profile: {demo_s:.3f} s/step")
     print(f"full profile: {full_s:.2f} s/step, {full_s / demo_s:.1f}x the demo's; its {full.train.steps:,} "
           f"steps would take {full_s * full.train.steps / 3600:.1f} h here, 1,500 steps {full_s * 1500 / 3600:.1f} h")

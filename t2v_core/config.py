@@ -125,7 +125,7 @@ class TrainConfig:
     r1_gamma: float = 0.0  # 0 = off
     ema_decay: float = 0.999  # 0 = no EMA generator
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
-    diversity_weight: float = 0.0  # MSGAN mode-seeking term for G (same caption, two z); 0 = off
+    diversity_weight: float = 0.0  # the diversity term for G (same caption, two z; its form: diversity_form); 0 = off
     diversity_on: str = "frame"  # what the mode-seeking term pulls apart: frame (the first frame's pixels) | start (the object's start position; decoders that place an object)
     diversity_form: str = "msgan"  # msgan (1 / the batch's mean distance ratio) | dsgan (per pair, the ratio capped at diversity_tau)
     diversity_tau: float = 0.1  # dsgan: the distance ratio beyond which a pair is apart enough

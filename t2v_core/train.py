@@ -39,8 +39,8 @@ from t2v_core.model import (
     bag_of_words,
     box_reach,
     d_loss,
-    g_loss,
     diversity_sensitivity,
+    g_loss,
     mode_seeking,
     r1_penalty,
     word_loss,
@@ -148,6 +148,9 @@ class _Run:
                  device: torch.device):
         torch.manual_seed(train_cfg.seed)
         self.cfg, self.tcfg, self.device = model_cfg, train_cfg, device
+        # The diversity term's form, chosen once (TrainConfig.diversity_form).
+        self.spread = mode_seeking if train_cfg.diversity_form == "msgan" else functools.partial(
+            diversity_sensitivity, tau=train_cfg.diversity_tau)
         self.G = Generator(model_cfg)
         self.D = Discriminator(model_cfg)
         self.G.text.load_vectors(data.embeddings)
@@ -339,9 +342,7 @@ class _Run:
                 # position only through the sprite's sub-pixel offset (the paste is whole
                 # pixels); "start" compares the start positions themselves.
                 first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
-                spread = mode_seeking if tcfg.diversity_form == "msgan" else functools.partial(
-                    diversity_sensitivity, tau=tcfg.diversity_tau)
-                loss_g = loss_g + tcfg.diversity_weight * spread(
+                loss_g = loss_g + tcfg.diversity_weight * self.spread(
                     first[:half], first[half:2 * half], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
