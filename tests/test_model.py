@@ -233,6 +233,33 @@ def test_look_from_words_reads_the_tokens_and_not_the_noise():
         Generator(dataclasses.replace(CFG, decoder="coord", look="sentence"))
 
 
+def test_look_weights_show_which_tokens_each_look_head_reads():
+    """Zero queries (the start) read every real token evenly; a head whose query matches
+    one word's key reads that word. Models without look heads say so."""
+    torch.manual_seed(0)
+    ids, lengths = _batch()
+    gen = Generator(dataclasses.replace(CFG, decoder="coord", look="parts", attn_heads=4)).eval()
+    w = gen.look_weights(ids, lengths)
+    assert w.shape == (3, 4, ids.shape[1])
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(w[i, :, :n], torch.full((4, n), 1 / n))
+        assert (w[i, :, n:] == 0).all()
+    word = int(ids[0, 1])
+    with torch.no_grad():  # head 0's first key channel: a large component along one word's vector
+        u = torch.zeros(CFG.word_dim)
+        u[0] = 1.0
+        gen.text.embed.weight[word] = 100 * u
+        gen.look_attn.k.weight.zero_()
+        gen.look_attn.k.bias.zero_()
+        gen.look_attn.k.weight[0] = u
+        gen.look_attn.q.bias[0] = 1.0
+    w = gen.look_weights(ids, lengths)
+    assert w[0, 0][ids[0] == word].sum() > 0.99  # head 0 reads that word
+    assert torch.allclose(w[0, 1, :6], torch.full((6,), 1 / 6))  # head 1 still reads evenly
+    with pytest.raises(ValueError, match="no look heads"):
+        Generator(CFG).look_weights(ids, lengths)
+
+
 def test_parts_look_sets_the_box_from_one_head_and_the_shape_from_the_others():
     """look = "parts": the size head's read sets the box and nothing else, the shape heads'
     read draws the mask in box coordinates and nothing else, so a shape cannot depend on

@@ -315,8 +315,7 @@ class Generator(nn.Module):
         attn = torch.stack(weights, 1) if weights else None
         states_t, contexts_t = torch.stack(states, 1), torch.stack(contexts, 1)
         if self.look_attn is not None:
-            words = self.text.embed(ids.long())
-            read, _ = self.look_attn(torch.ones_like(s[:, :1]), words, mask)
+            read, _ = self._read_look(ids, mask)
             look = read.split([self.colour.in_features, self.coord.cond_dim], -1)
         elif cfg.look in ("words", "parts"):
             look = (s, s)
@@ -325,6 +324,23 @@ class Generator(nn.Module):
             clip = torch.cat([states_t, contexts_t], -1).mean(1)
             look = (clip, clip)
         return states_t, contexts_t, attn, look
+
+    def _read_look(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """look = words | parts: the look heads' read of the word vectors (B, text_dim) and
+        their weights (B, heads, L); the queries are learned constants."""
+        words = self.text.embed(ids.long())
+        return self.look_attn(torch.ones_like(words[:, 0, :1]), words, mask)
+
+    @torch.no_grad()
+    def look_weights(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, heads, L): how much each look head reads each token (head 0 the colour; with
+        look = "parts", head 1 the size and the rest the shape). What a head reads is what
+        its part can depend on, so this shows which word sets the box and which the mask."""
+        if self.look_attn is None:
+            raise ValueError(f"look = {self.cfg.look!r} with attention = {self.cfg.attention} "
+                             "has no look heads; only look = 'words' or 'parts' with attention do")
+        _, mask, _ = self.text(ids, lengths)
+        return self._read_look(ids, mask)[1]
 
     def forward(
         self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
