@@ -250,11 +250,13 @@ class Generator(nn.Module):
         # shape cannot change how that shape is drawn (held-out compositions).
         # look = "parts" splits the form further: the second head's read sets the box (the
         # size) and only the box, the other heads' draw the mask (the shape), which is
-        # computed in the box's own coordinates and so cannot depend on the size. A shape
+        # computed in the box's own coordinates and so scales with the box. A shape
         # learnt at one size is then the same outline at the other (runs of "words" drew
-        # every large circle as a triangle and small ones right); what can still differ is
-        # how it reads at a few pixels: a square with slightly rounded corners is a square
-        # at 14 px and may be a circle at 8.
+        # every large circle as a triangle and small ones right). This holds only if head 1
+        # finds the size word, which nothing forces: in runs where it read "a" instead, a
+        # mask head read the size word, the box stayed one size, and the mask drew small
+        # objects small inside it, with rounded corners (small squares read as circles;
+        # benchmarks/look_heads.py shows which word each head reads).
         self.look_attn = None
         colour_dim = look_dim = cond
         size_dim = 0
