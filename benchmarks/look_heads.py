@@ -62,13 +62,12 @@ def main() -> None:
             reads = ", ".join(f"{toks[i]} {w:.2f}" for w, i in zip(top.values.tolist(), top.indices.tolist(), strict=True))
             print(f"  head {h} ({name}): {reads}")
 
-    prompts = [f"a {size} {c} square moves to the left" for c in COLOURS for size in ("small", "large")
-               for _ in range(args.samples)]
-    ids, lengths, _ = encode(prompts)
-    z = torch.randn(len(prompts), gen.cfg.z_dim, generator=torch.Generator().manual_seed(0))
-    small = torch.arange(0, len(prompts), 2 * args.samples)[:, None] + torch.arange(args.samples)
-    small = small.flatten()
-    large = small + args.samples  # the same colour and noise draw, size large
+    # The small squares, then the large ones in the same order, with the same noise draws.
+    small_prompts = [f"a small {c} square moves to the left" for c in COLOURS for _ in range(args.samples)]
+    n = len(small_prompts)
+    ids, lengths, _ = encode(small_prompts + [p.replace("small", "large") for p in small_prompts])
+    z = torch.randn(n, gen.cfg.z_dim, generator=torch.Generator().manual_seed(0)).repeat(2, 1)
+    small, large = torch.arange(n), torch.arange(n, 2 * n)
     size_dim = gen.coord.size_dim
     with torch.no_grad():
         states, _, _, (colour_read, look) = gen.trajectory(ids, lengths, z)
@@ -78,8 +77,8 @@ def main() -> None:
         swapped[small, size_dim:] = look[large, size_dim:]  # small box, large square's mask read
         for label, reads in (("own mask read (baseline)", look), ("large square's mask read", swapped)):
             frames, _ = gen._draw(reads, colour, path)
-            clips = to_uint8(frames.view(len(prompts), gen.cfg.frames, 3, gen.cfg.height, gen.cfg.width))
-            judged = judge_many(clips[small.numpy()])
+            clips = to_uint8(frames.view(2 * n, gen.cfg.frames, 3, gen.cfg.height, gen.cfg.width))
+            judged = judge_many(clips[:n])
             squares = sum(j.shape == "square" for j in judged)
             small_size = sum(j.size == "small" for j in judged)
             print(f"small squares drawn with the {label}: {squares} of {len(judged)} read as squares, "

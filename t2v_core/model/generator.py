@@ -341,8 +341,7 @@ class Generator(nn.Module):
         if self.look_attn is None:
             raise ValueError(f"look = {self.cfg.look!r} with attention = {self.cfg.attention} "
                              "has no look heads; only look = 'words' or 'parts' with attention do")
-        _, mask, _ = self.text(ids, lengths)
-        return self._read_look(ids, mask)[1]
+        return self._read_look(ids, self.text.mask(ids, lengths))[1]
 
     def forward(
         self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor

@@ -64,6 +64,13 @@ class TextEncoder(nn.Module):
         self.embed.weight.copy_(torch.from_numpy(centre_vectors(vectors)))
 
 
+    @staticmethod
+    def mask(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L) bool: the caption's real tokens; an empty caption counts its first token,
+        as ``forward`` encodes it."""
+        L = ids.shape[1]
+        return torch.arange(L, device=ids.device)[None, :] < lengths.clamp(min=1, max=L).to(ids.device)[:, None]
+
     def forward(
         self, ids: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,7 +83,7 @@ class TextEncoder(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         v, _ = pad_packed_sequence(out, batch_first=True, total_length=L)
-        mask = torch.arange(L, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
+        mask = self.mask(ids, lengths)
         v = (v + self.skip(x)) * mask[..., None]
         s = v.sum(1) / lengths.to(v.device, v.dtype)[:, None]
         assert v.shape == (b, L, self.out_dim) and s.shape == (b, self.out_dim)
