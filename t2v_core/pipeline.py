@@ -100,9 +100,13 @@ def _build(ctx: Context, stage: str, params: dict[str, Any], inputs: dict[str, s
     found = ctx.store.get(stage, key)
     if found is not None:
         return found
-    writer = ctx.store.open(stage, key, keep_partial=keep_partial)
-    counts = build(writer.path)
-    return writer.commit(params=params, inputs=inputs, counts=counts, extra=extra)
+    with ctx.store.building(stage, key):
+        found = ctx.store.get(stage, key)  # committed by another run while this one waited
+        if found is not None:
+            return found
+        writer = ctx.store.open(stage, key, keep_partial=keep_partial)
+        counts = build(writer.path)
+        return writer.commit(params=params, inputs=inputs, counts=counts, extra=extra)
 
 
 def _link(src: Path, dst: Path) -> None:

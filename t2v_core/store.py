@@ -6,6 +6,9 @@ output without a manifest does not exist: a crash leaves nothing a later run cou
 for a result. Every data file is itself written to a temporary name and renamed, so a reader
 never sees half a file either.
 
+One process builds a key at a time (``building``, a lock file under ``<workspace>/locks/``):
+a second run that needs the same output waits, then finds it committed.
+
 A key digests the stage name, its config section, the keys of its input artifacts and the
 code version (a digest of the t2v_core source files the stage uses). The same inputs give the
 same key on any machine.
@@ -26,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 MANIFEST = "_manifest.json"
 CORE_DIR = Path(__file__).resolve().parent
@@ -181,6 +185,17 @@ class ArtifactStore:
         if (p / MANIFEST).is_file():
             return ArtifactRef(stage, key, str(p), cached=True)
         return None
+
+    @contextmanager
+    def building(self, stage: str, key: str) -> Iterator[None]:
+        """Hold the build lock of one artifact. Two runs sharing a workspace (a nightly
+        retrain and a rerun from the dashboard) would otherwise build the same output at
+        once, and ``open`` of the second wipes the first's half-built folder under it.
+        Check ``get`` again once the lock is held: the other run may have committed."""
+        lock = self.root / "locks" / stage / f"{key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(lock):
+            yield
 
     def open(self, stage: str, key: str, keep_partial: bool = False) -> ArtifactWriter:
         """Start building an artifact. Leftovers of a crashed attempt are wiped unless

@@ -81,3 +81,35 @@ def test_sigkill_mid_write_leaves_no_readable_result(tmp_path: Path):
     proc.wait()
     assert not target.exists()
     assert ArtifactStore(tmp_path).get("x", "y") is None
+
+
+def test_two_runs_building_one_artifact_build_it_once(tmp_path: Path):
+    """Two processes that need the same output at once (a nightly retrain and a dashboard
+    rerun on one workspace): one builds it, the other waits for its lock and gets the
+    committed artifact. Without the lock the second wiped the first's half-built folder."""
+    script = (
+        "import sys, time\n"
+        "from t2v_core.config import load_profile\n"
+        "from t2v_core.pipeline import Context, _build\n"
+        "from t2v_core.store import ArtifactStore\n"
+        "root, log = sys.argv[1], sys.argv[2]\n"
+        "def build(out):\n"
+        "    (out / 'part.txt').write_text('half')\n"
+        "    print('building', flush=True); time.sleep(3)\n"
+        "    (out / 'part.txt').write_text('whole')\n"
+        "    with open(log, 'a') as fh: fh.write('built\\n')\n"
+        "    return {'rows': 1}\n"
+        "ref = _build(Context(load_profile('demo'), ArtifactStore(root)), 'synth', {'n': 1}, {}, build)\n"
+        "print(ref.path, (ref.file('part.txt')).read_text(), flush=True)\n"
+    )
+    log = tmp_path / "builds.log"
+    cwd = Path(__file__).resolve().parent.parent
+    first = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "ws"), str(log)],
+                             stdout=subprocess.PIPE, text=True, cwd=cwd)
+    assert first.stdout.readline().strip() == "building"  # the first holds the lock now
+    second = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "ws"), str(log)],
+                              stdout=subprocess.PIPE, text=True, cwd=cwd)
+    outs = [p.communicate(timeout=120)[0].split() for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0
+    assert log.read_text() == "built\n"  # one build
+    assert outs[0][-2:] == outs[1] and outs[1][-1] == "whole"  # the same, whole artifact
