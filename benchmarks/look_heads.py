@@ -76,7 +76,7 @@ def main() -> None:
         swapped = look.clone()
         swapped[small, size_dim:] = look[large, size_dim:]  # small box, large square's mask read
         for label, reads in (("own mask read (baseline)", look), ("large square's mask read", swapped)):
-            frames, _ = gen._draw(reads, colour, path)
+            frames = gen._draw(reads, colour, path)[0]
             clips = to_uint8(frames.view(2 * n, gen.cfg.frames, 3, gen.cfg.height, gen.cfg.width))
             judged = judge_many(clips[:n])
             squares = sum(j.shape == "square" for j in judged)

@@ -110,6 +110,7 @@ class ModelConfig:
     g_channels: int = 64
     d_channels: int = 64
     look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form) | parts (as words; head 1 sets the size, the rest the shape)
+    look_content: bool = False  # look = words | parts: the look heads skip stop words ("a", "the", "to"; spaCy's English list)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
 
 
@@ -132,6 +133,8 @@ class TrainConfig:
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off
+    fill_weight: float = 0.0  # coord decoder: the object must cover at least fill_least of its box; 0 = off
+    fill_least: float = 0.4  # the floor: corpus shapes cover >= 0.5 of their bounding box, a small one in a large box <= 0.31
     word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet

@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 import spacy
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -137,6 +138,12 @@ def load_annotator(model_name: str) -> Language:
 
 _SPACES = re.compile(r" {2,}")
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ / ZWJ: they build emoji sequences and scripts
+
+
+def is_stop_word(word: str) -> bool:
+    """Whether spaCy's English stop-word list holds ``word`` (as the annotate stage's
+    is_stop column reads a token: the word or its lower case)."""
+    return word in STOP_WORDS or word.lower() in STOP_WORDS
 
 
 def normalize_caption(text: str) -> str:

@@ -37,6 +37,7 @@ from t2v_core.model import (
     Discriminator,
     Generator,
     bag_of_words,
+    box_fill,
     box_reach,
     d_loss,
     diversity_sensitivity,
@@ -46,6 +47,7 @@ from t2v_core.model import (
     word_loss,
 )
 from t2v_core.store import atomic_path, atomic_write_text, write_parquet
+from t2v_core.text import is_stop_word
 
 # Seed offset of the word classifier's warm-up draws, apart from every step's (step_rng).
 WARMUP_STREAM = 104_729
@@ -154,6 +156,8 @@ class _Run:
         self.G = Generator(model_cfg)
         self.D = Discriminator(model_cfg)
         self.G.text.load_vectors(data.embeddings)
+        if model_cfg.look_content:
+            self.G.set_stop_words(torch.tensor([is_stop_word(w) for w in data.vocab]))
         self.D.text.load_vectors(data.embeddings)
         self.G.to(device)
         self.D.to(device)
@@ -286,7 +290,7 @@ class _Run:
         ce = torch.nn.functional.cross_entropy
         target = torch.arange(len(ids), device=dev)
         with amp:
-            drawn = self.G.draw(gen_ids, gen_lens, z, reach=tcfg.box_weight > 0)
+            drawn = self.G.draw(gen_ids, gen_lens, z, reach=tcfg.box_weight > 0 or tcfg.fill_weight > 0)
             fake = drawn.video
             s = self.D.encode_text(ids, lens)
             s_gen = self.D.encode_text(gen_ids, gen_lens) if diversity else s
@@ -334,6 +338,8 @@ class _Run:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
             if tcfg.box_weight > 0:
                 loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
+            if tcfg.fill_weight > 0:
+                loss_g = loss_g + tcfg.fill_weight * box_fill(drawn.filled, tcfg.fill_least)
             if diversity:
                 # At the start only: z should choose where the object starts (as in the
                 # corpus), not how it moves, which is the direction word's job. On whole
@@ -409,6 +415,9 @@ def train(
     if train_cfg.box_weight > 0 and model_cfg.decoder != "coord":
         raise ValueError(f"[train] box_weight keeps the coord decoder's box tight; decoder "
                          f"{model_cfg.decoder!r} has no box, so set box_weight = 0")
+    if train_cfg.fill_weight > 0 and model_cfg.decoder != "coord":
+        raise ValueError(f"[train] fill_weight keeps the coord decoder's box tight; decoder "
+                         f"{model_cfg.decoder!r} has no box, so set fill_weight = 0")
     if train_cfg.diversity_on not in DIVERSITY_ON:
         raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r}; use one of {DIVERSITY_ON}")
     if train_cfg.diversity_form not in DIVERSITY_FORMS:

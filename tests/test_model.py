@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from t2v_core.config import ModelConfig
+from t2v_core.text import is_stop_word
 from t2v_core.model.text_encoder import centre_vectors
 from t2v_core.model.generator import CoordDecoder, paste
 from t2v_core.model import (
@@ -17,6 +18,7 @@ from t2v_core.model import (
     TextEncoder,
     TokenAttention,
     bag_of_words,
+    box_fill,
     box_reach,
     d_loss,
     diversity_sensitivity,
@@ -199,13 +201,39 @@ def test_box_reach_holds_for_every_shape_that_fills_its_box(shape):
         assert float(box_reach(CoordDecoder.reach(loose, uv, half))) > 0.5, (shape, offset)
 
 
+def test_box_fill_tells_a_small_object_with_tails_from_one_that_fills_its_box():
+    """A small square with thin tails out to the corners of a large box reaches all four
+    sides, so box_reach passes it; box_fill does not, while every corpus shape drawn at the
+    size of its box passes both (a triangle covers half its box, the least of the three)."""
+    dec = CoordDecoder(cond_dim=8, frame_side=32, channels=8)
+    half = torch.tensor(7.2).view(1, 1, 1, 1)  # a large box at 32 px
+    uv = dec.grid[None] / half
+    inside = (1 - uv.abs().amax(dim=1, keepdim=True)) * half
+
+    def capped(logits):
+        return torch.minimum(logits, 6 * inside)
+
+    x, y = dec.grid[None, :1], dec.grid[None, 1:]
+    for shape in ("circle", "square", "triangle"):
+        tight = _shape_logits(shape, x, y, 7.2)
+        assert float(box_fill(CoordDecoder.fill(capped(tight), half))) == 0.0, shape
+    small = _shape_logits("square", x, y, 4.0)
+    tails = -6 * ((x - y).abs() / 2 ** 0.5 - 0.3)  # a thin diagonal out to two corners
+    tailed = torch.maximum(small, tails)
+    assert float(box_reach(CoordDecoder.reach(tailed, uv, half))) == 0.0  # reach is fooled
+    filled = CoordDecoder.fill(capped(tailed), half)
+    assert float(filled) < 0.4 and float(box_fill(filled)) > 0.05, float(filled)
+
+
 def test_generator_reports_reach_only_for_the_coord_decoder():
     ids, lengths = _batch()
     gen = Generator(dataclasses.replace(CFG, decoder="coord"))
     drawn = gen.draw(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
     assert drawn.video.shape == (3, 4, 3, 16, 16) and drawn.reached.shape == (3, 4, 4)
-    box_reach(drawn.reached).backward()  # a loss G can train on
-    assert gen.draw(ids, lengths, torch.randn(3, CFG.z_dim)).reached is None
+    assert drawn.filled.shape == (3, 4) and bool(((drawn.filled > 0.5) & (drawn.filled < 1.25)).all())  # a filled box at first
+    (box_reach(drawn.reached) + box_fill(drawn.filled)).backward()  # losses G can train on
+    plain = gen.draw(ids, lengths, torch.randn(3, CFG.z_dim))
+    assert plain.reached is None and plain.filled is None
     with pytest.raises(ValueError, match="coord"):
         Generator(dataclasses.replace(CFG, decoder="object")).draw(ids, lengths, torch.randn(3, CFG.z_dim), reach=True)
 
@@ -258,6 +286,29 @@ def test_look_weights_show_which_tokens_each_look_head_reads():
     assert torch.allclose(w[0, 1, :6], torch.full((6,), 1 / 6))  # head 1 still reads evenly
     with pytest.raises(ValueError, match="no look heads"):
         Generator(CFG).look_weights(ids, lengths)
+
+
+def test_look_content_keeps_the_look_heads_off_stop_words():
+    """look_content: the look heads read a caption's content words only, evenly at the
+    start; a caption of stop words alone is read whole rather than not at all. The
+    trainer marks the stop words from spaCy's list."""
+    ids = torch.tensor([[2, 3, 4, 5], [2, 3, 0, 0]])  # 2 and 3 are stop words below
+    lengths = torch.tensor([4, 2])
+    gen = Generator(dataclasses.replace(CFG, decoder="coord", look="parts", attn_heads=4,
+                                        look_content=True)).eval()
+    stop = torch.zeros(CFG.vocab_size, dtype=torch.bool)
+    stop[[2, 3]] = True
+    gen.set_stop_words(stop)
+    w = gen.look_weights(ids, lengths)
+    assert torch.allclose(w[0, :, 2:], torch.full((4, 2), 0.5)) and (w[0, :, :2] == 0).all()
+    assert torch.allclose(w[1, :, :2], torch.full((4, 2), 0.5))  # nothing else to read
+    assert "look_tokens" in gen.state_dict()  # the flags travel in the checkpoint
+    with pytest.raises(ValueError, match="vocab_size"):
+        gen.set_stop_words(stop[:5])
+    with pytest.raises(ValueError, match="look_content"):
+        Generator(dataclasses.replace(CFG, decoder="coord", look="parts", attn_heads=4)).set_stop_words(stop)
+    words = ["<pad>", "<unk>", "a", "The", "small", "circle", "to", "left"]
+    assert [is_stop_word(w) for w in words] == [False, False, True, True, False, False, True, False]
 
 
 def test_parts_look_sets_the_box_from_one_head_and_the_shape_from_the_others():

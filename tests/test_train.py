@@ -18,6 +18,7 @@ from t2v_core.generate import (list_checkpoints, load_checkpoint, model_checkpoi
                                newest_checkpoint)
 from t2v_core.model import Generator
 from t2v_core.model.text_encoder import centre_vectors
+from t2v_core.text import is_stop_word
 from t2v_core.train import TrainData, train
 
 COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"),
@@ -297,12 +298,24 @@ def test_select_by_refuses_held_out_metrics_and_needs_an_evaluation(tmp_path):
     assert not (tmp_path / "best.json").exists()
 
 
-def test_box_weight_trains_the_coord_decoder_and_is_refused_for_others(tmp_path):
-    cfg = dataclasses.replace(TRAIN, steps=2, box_weight=1.0)
-    summary = train(tiny_data(), dataclasses.replace(MODEL, decoder="coord"), cfg, tmp_path / "coord")
+def test_box_terms_train_the_coord_decoder_and_are_refused_for_others(tmp_path):
+    """box_weight and fill_weight train the demo profile's model (look = "parts" with
+    look_content, whose stop-word flags the trainer sets from the vocabulary and the
+    checkpoint keeps); a decoder without a box refuses them."""
+    cfg = dataclasses.replace(TRAIN, steps=2, box_weight=1.0, fill_weight=1.0)
+    model = dataclasses.replace(MODEL, decoder="coord", look="parts", attn_heads=4, look_content=True)
+    data = tiny_data()
+    summary = train(data, model, cfg, tmp_path / "coord")
     assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_g"])
-    with pytest.raises(ValueError, match="box_weight"):
-        train(tiny_data(), dataclasses.replace(MODEL, decoder="object"), cfg, tmp_path / "object")
+    kept = _state(tmp_path / "coord" / "ckpt-000002.pt")["generator"]["look_tokens"]
+    assert kept.tolist() == [not is_stop_word(w) for w in data.vocab]
+    articles = [i for i, w in enumerate(data.vocab) if w in ("a", "the")]
+    assert articles and not kept[articles].any()
+    assert kept[[data.vocab.index(w) for w in ("red", "blue", "green", "white")]].all()
+    for name, weights in (("box_weight", {"box_weight": 1.0}), ("fill_weight", {"fill_weight": 1.0})):
+        with pytest.raises(ValueError, match=name):
+            train(data, dataclasses.replace(MODEL, decoder="object"),
+                  dataclasses.replace(TRAIN, steps=2, **weights), tmp_path / name)
 
 
 def test_wall_clock_budget_stops_and_checkpoints(tmp_path):

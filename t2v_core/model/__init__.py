@@ -10,6 +10,7 @@ from t2v_core.model.discriminator import Discriminator
 from t2v_core.model.generator import Generator
 from t2v_core.model.losses import (
     bag_of_words,
+    box_fill,
     box_reach,
     d_loss,
     diversity_sensitivity,
@@ -32,5 +33,6 @@ __all__ = [
     "mode_seeking",
     "bag_of_words",
     "word_loss",
+    "box_fill",
     "box_reach",
 ]

@@ -23,6 +23,7 @@ class Drawn(NamedTuple):
     video: torch.Tensor  # (B, T, 3, H, W) in [-1, 1]
     attn: torch.Tensor | None  # (B, T, heads, L), None without attention
     reached: torch.Tensor | None  # (B, T, 4) how far the object reaches its box's sides; with reach only
+    filled: torch.Tensor | None  # (B, T) the share of its box the object covers; with reach only
     path: torch.Tensor | None  # (B, T, 2) the object's centre per frame, (x, y) in (-1/2, 1/2); placed decoders only
 
 
@@ -129,11 +130,13 @@ class CoordDecoder(nn.Module):
         return torch.cat([uv, a, uv.norm(dim=-3, keepdim=True), a.amax(dim=-3, keepdim=True)], -3) * 4
 
     def forward(self, cond: torch.Tensor, offset: torch.Tensor | None = None,
-                reach: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                reach: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """cond (N, cond_dim), offset (N, 2) or (N, K, 2) pixels in [0, 1), or None -> mask
         logits (N * K, 1, S, S): object n drawn K times (one per frame), its centre
         ``offset[n, k]`` right of and below the sprite's. With ``reach``, also how far the
-        object reaches towards each side of its box (N * K, 4), see ``reach``."""
+        object reaches towards each side of its box (N * K, 4), see ``reach``, and the share
+        of the box it covers (N * K,), see ``fill``."""
         n, side = cond.shape[0], self.side
         if offset is None:
             offset = torch.zeros(n, 1, 2, device=cond.device, dtype=cond.dtype)
@@ -163,7 +166,24 @@ class CoordDecoder(nn.Module):
         # (0 on the edge, where a pixel is half covered; -6 one pixel out).
         inside = (1 - uv.abs().amax(dim=1, keepdim=True)) * half
         capped = torch.minimum(logits, 6 * inside)
-        return (capped, self.reach(logits, uv, half)) if reach else capped
+        if not reach:
+            return capped
+        return capped, self.reach(logits, uv, half), self.fill(capped, half)
+
+    @staticmethod
+    def fill(capped: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+        """(N,): the share of its box the object covers, from the capped logits (N, 1, S, S)
+        and the box's half-side (N, 1, 1, 1) in pixels.
+
+        Reaching the box's four sides (``reach``) does not make the box the object's
+        bounding box on its own: a small object with thin tails out to the sides reaches
+        them too, and runs drew small objects that way inside a box of the large size, so
+        that the mask, not the box, carried the size (benchmarks/look_heads.py). Every
+        corpus shape covers at least half of its bounding box (a square 1, a circle pi/4, a
+        triangle 1/2), a small one in a large box at most (0.25 / 0.45)^2 = 0.31 of it, so
+        a floor between the two on this share (``losses.box_fill``; [train] fill_weight)
+        leaves the box as the only way to draw a small object."""
+        return torch.sigmoid(capped.float()).flatten(1).sum(1) / (2 * half.flatten()).pow(2)
 
     @staticmethod
     def reach(logits: torch.Tensor, uv: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
@@ -276,6 +296,12 @@ class Generator(nn.Module):
                 # then drawn as triangles in every colour).
                 nn.init.zeros_(self.look_attn.q.weight)
                 nn.init.zeros_(self.look_attn.q.bias)
+                if cfg.look_content:
+                    # Which vocabulary words the look heads may read (set_stop_words): a
+                    # word in every caption ("a") gives every caption the same read, and
+                    # runs whose size head settled on it early never left it (the box then
+                    # stayed one size; benchmarks/look_heads.py).
+                    self.register_buffer("look_tokens", torch.ones(cfg.vocab_size, dtype=torch.bool))
                 colour_dim = d // cfg.attn_heads
                 look_dim = d - colour_dim
                 size_dim = colour_dim if cfg.look == "parts" else 0
@@ -327,10 +353,23 @@ class Generator(nn.Module):
             look = (clip, clip)
         return states_t, contexts_t, attn, look
 
+    def set_stop_words(self, stop: torch.Tensor) -> None:
+        """look_content: ``stop`` (vocab_size,) bool marks the words the look heads skip."""
+        if not hasattr(self, "look_tokens"):
+            raise ValueError("only look = 'words' or 'parts' with attention and look_content = true skips words")
+        if stop.shape != self.look_tokens.shape:
+            raise ValueError(f"stop flags {tuple(stop.shape)} must be (vocab_size,) = {tuple(self.look_tokens.shape)}")
+        self.look_tokens.copy_(~stop.bool())
+
     def _read_look(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """look = words | parts: the look heads' read of the word vectors (B, text_dim) and
-        their weights (B, heads, L); the queries are learned constants."""
-        words = self.text.embed(ids.long())
+        their weights (B, heads, L); the queries are learned constants. With look_content
+        they read only the caption's content words, or all of it where it has none."""
+        ids = ids.long()
+        if hasattr(self, "look_tokens"):
+            content = mask & self.look_tokens[ids]
+            mask = torch.where(content.any(1, keepdim=True), content, mask)
+        words = self.text.embed(ids)
         return self.look_attn(torch.ones_like(words[:, 0, :1]), words, mask)
 
     @torch.no_grad()
@@ -354,7 +393,8 @@ class Generator(nn.Module):
              reach: bool = False) -> Drawn:
         """The video with what training's losses read besides (see ``Drawn``). ``reach``
         (the coord decoder only) also measures how far each frame's object reaches towards
-        the sides of its box, see ``CoordDecoder.reach``; generation does not pay for it."""
+        the sides of its box and how much of the box it covers, see ``CoordDecoder.reach``
+        and ``CoordDecoder.fill``; generation does not pay for them."""
         if reach and self.coord is None:
             raise ValueError(f"only the coord decoder has a box to reach, not {self.cfg.decoder!r}")
         cfg = self.cfg
@@ -362,14 +402,14 @@ class Generator(nn.Module):
         states, contexts, attn, look = self.trajectory(ids, lengths, z)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
         path = None if self.where is None else self.centres(states)  # where the object is
-        reached = None
+        reached = filled = None
         if self.object:
             # One object per video: what it looks like comes from ``look``, where it is
             # from each frame's state.
             look_colour, look = look
             colour = torch.sigmoid(self.colour(look_colour))[:, :, None, None]
             if self.coord is not None:
-                frames, reached = self._draw(look, colour, path, reach)
+                frames, reached, filled = self._draw(look, colour, path, reach)
             else:
                 mask = torch.sigmoid(self._decode(look))  # (B, 1, H/2, W/2)
                 scale = None
@@ -384,15 +424,17 @@ class Generator(nn.Module):
             x = self._decode(cond.reshape(b * cfg.frames, -1))
             frames = torch.tanh(x) if self.where is None else self._place(torch.sigmoid(x), path)
         video = frames.view(b, cfg.frames, 3, cfg.height, cfg.width)
-        return Drawn(video, attn, None if reached is None else reached.view(b, cfg.frames, 4),
-                     path)
+        if reached is not None:
+            reached, filled = reached.view(b, cfg.frames, 4), filled.view(b, cfg.frames)
+        return Drawn(video, attn, reached, filled, path)
 
     def _draw(self, look: torch.Tensor, colour: torch.Tensor, path: torch.Tensor,
-              reach: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+              reach: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The coord decoder's frames (B * T, 3, H, W) in [-1, 1]: each frame's sprite is
         drawn at the centre's sub-pixel offset and pasted at its whole-pixel position. With
-        ``reach``, also the object's reach towards its box's sides (B * T, 4), else None
-        (generation does not pay for it)."""
+        ``reach``, also the object's reach towards its box's sides (B * T, 4) and the share
+        of the box it covers (B * T,), else None and None (generation does not pay for them)."""
         cfg, dec = self.cfg, self.coord
         t = cfg.frames
         # Pixel position of the centre (x, y), from the left and top edges.
@@ -401,9 +443,9 @@ class Generator(nn.Module):
         corner = centre - dec.side / 2  # the sprite's top-left corner
         whole = torch.floor(corner.detach())
         offsets = (corner - whole).view(-1, t, 2)  # (B, T, 2): one object, T positions
-        logits, reached = dec(look, offsets, reach=True) if reach else (dec(look, offsets), None)
+        logits, reached, filled = dec(look, offsets, reach=True) if reach else (dec(look, offsets), None, None)
         sprite = torch.sigmoid(logits) * colour.repeat_interleave(t, 0)  # (B*T, 3, S, S)
-        return paste(sprite, whole.long(), cfg.height, cfg.width) * 2 - 1, reached
+        return paste(sprite, whole.long(), cfg.height, cfg.width) * 2 - 1, reached, filled
 
     def _decode(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditions (N, hidden + text_dim) -> images (N, C, side, side) before squashing."""

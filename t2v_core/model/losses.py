@@ -100,3 +100,10 @@ def box_reach(reached: torch.Tensor, slack: float = 0.75) -> torch.Tensor:
     the box is the object's bounding box. The slack is what a triangle's apex, a thin tip,
     needs in its worst sub-pixel position (0.75 px measured; squares and circles ~0)."""
     return F.relu(-slack - reached.float()).mean()
+
+
+def box_fill(filled: torch.Tensor, least: float = 0.4) -> torch.Tensor:
+    """A hinge on the share of its box the object covers (see CoordDecoder.fill): zero
+    from ``least`` up. Every corpus shape covers at least half of its bounding box (a
+    triangle exactly half), a small one drawn inside a large box at most 0.31 of it."""
+    return F.relu(least - filled.float()).mean()
