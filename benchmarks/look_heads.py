@@ -10,6 +10,7 @@ against the same small boxes drawn with the mask read of the matching large squa
 judge reads them.
 
     .venv/bin/python benchmarks/look_heads.py WORKSPACE/artifacts/train/KEY/ckpt-001250.pt
+    .venv/bin/python benchmarks/look_heads.py WORKSPACE/artifacts/train/KEY --heads-only  # every checkpoint
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from t2v_core.config import load_profile  # noqa: E402
+from t2v_core.config import Profile, load_profile  # noqa: E402
 from t2v_core.embeddings import encode_tokens, prompt_tokens  # noqa: E402
 from t2v_core.generate import Text2Video, to_uint8  # noqa: E402
 from t2v_core.judge import judge_many  # noqa: E402
@@ -33,18 +35,28 @@ COLOURS = ("red", "green", "blue", "yellow")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("checkpoint", type=Path, help="a checkpoint, or a training run's folder: each of its checkpoints")
     ap.add_argument("--profile", default="demo", help="for the tokenizer and the embed token form")
     ap.add_argument("--samples", type=int, default=8, help="noise draws per colour")
+    ap.add_argument("--heads-only", action="store_true", help="print what the heads read, and draw nothing")
     args = ap.parse_args()
     profile = load_profile(args.profile)
-    model = Text2Video.from_checkpoint(args.checkpoint, device="cpu")
-    gen = model.generator
-    if gen.cfg.look != "parts" or gen.look_attn is None:
-        raise SystemExit(f"{args.checkpoint} has look = {gen.cfg.look!r}, attention = "
-                         f"{gen.cfg.attention}; this script reads look = 'parts' heads")
     load = load_tokenizer if profile.embed.token_form == "lower" else load_annotator  # as the evaluation reads prompts
     nlp = load(resolve_model_name(profile.tokenize.spacy_model))
+    paths = sorted(args.checkpoint.glob("ckpt-*.pt")) if args.checkpoint.is_dir() else [args.checkpoint]
+    if not paths:
+        raise SystemExit(f"no checkpoints in {args.checkpoint}")
+    for path in paths:
+        print(f"== {path.name}")
+        report(path, profile, nlp, args)
+
+
+def report(checkpoint: Path, profile: Profile, nlp: Any, args: argparse.Namespace) -> None:
+    model = Text2Video.from_checkpoint(checkpoint, device="cpu")
+    gen = model.generator
+    if gen.cfg.look != "parts" or gen.look_attn is None:
+        raise SystemExit(f"{checkpoint} has look = {gen.cfg.look!r}, attention = "
+                         f"{gen.cfg.attention}; this script reads look = 'parts' heads")
 
     def encode(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
         tokens = prompt_tokens(nlp, prompts, profile.embed.token_form)
@@ -61,6 +73,8 @@ def main() -> None:
             top = weights[row, h, : len(toks)].topk(2)
             reads = ", ".join(f"{toks[i]} {w:.2f}" for w, i in zip(top.values.tolist(), top.indices.tolist(), strict=True))
             print(f"  head {h} ({name}): {reads}")
+    if args.heads_only:
+        return
 
     # The small squares, then the large ones in the same order, with the same noise draws.
     small_prompts = [f"a small {c} square moves to the left" for c in COLOURS for _ in range(args.samples)]

@@ -311,6 +311,26 @@ def test_look_content_keeps_the_look_heads_off_stop_words():
     assert [is_stop_word(w) for w in words] == [False, False, True, True, False, False, True, False]
 
 
+def test_size_swap_gap_measures_how_the_mask_read_follows_the_size_heads_word():
+    """The mask read moves when the size head's word is swapped for the next caption's
+    (a loss G can train on), not at all when every caption has the same word there, and
+    only look = "parts" has a size head to swap for."""
+    cfg = dataclasses.replace(CFG, decoder="coord", look="parts", attn_heads=4)
+    gen = Generator(cfg)
+    ids, lengths = _batch()
+    with torch.no_grad():
+        gen.look_attn.q.weight.normal_()  # uneven reads, so each caption has a most-read word
+        gen.look_attn.q.bias.normal_()
+    gap = gen.size_swap_gap(ids, lengths)
+    assert gap.detach().item() > 0
+    gap.backward()
+    assert gen.look_attn.v.weight.grad.abs().sum() > 0
+    same = ids[:1].repeat(3, 1)
+    assert gen.size_swap_gap(same, lengths[:1].repeat(3)).detach().item() == 0.0
+    with pytest.raises(ValueError, match="parts"):
+        Generator(dataclasses.replace(cfg, look="words")).size_swap_gap(ids, lengths)
+
+
 def test_parts_look_sets_the_box_from_one_head_and_the_shape_from_the_others():
     """look = "parts": the size head's read sets the box and nothing else, the shape heads'
     read draws the mask in box coordinates and nothing else, so a shape cannot depend on

@@ -372,6 +372,29 @@ class Generator(nn.Module):
         words = self.text.embed(ids)
         return self.look_attn(torch.ones_like(words[:, 0, :1]), words, mask)
 
+    def size_swap_gap(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """look = "parts": how far the mask read moves (mean squared, a loss) when each
+        caption's most-read word of the size head is replaced by the next caption's. The
+        size head should read the size word, and then the mask, which draws the shape,
+        should not depend on it; a mask that reads the size word as well draws each shape
+        twice, once per size (benchmarks/look_heads.py). The swap is chosen without
+        gradient, so this moves the shape heads and not the size head's choice."""
+        if self.cfg.look != "parts" or self.look_attn is None:
+            raise ValueError("the size swap needs look = 'parts' with attention")
+        mask = self.text.mask(ids, lengths)
+        read, weights = self._read_look(ids, mask)
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        top, at = weights[:, 1].detach().max(1)  # (B,) the size head's word in each caption
+        swapped = ids.clone()
+        swapped[rows, at] = ids[rows.roll(1), at.roll(1)]
+        other, _ = self._read_look(swapped, mask)
+        start = self.colour.in_features + self.coord.size_dim  # the mask's part of the read
+        gap = (read[:, start:] - other[:, start:]).pow(2).mean(1)
+        # Weighted by how surely the size head reads that word: at the start it reads every
+        # word evenly, its "most-read" word is any word, and the mask must not be asked to
+        # ignore the shape word.
+        return (top.pow(2) * gap).mean()
+
     @torch.no_grad()
     def look_weights(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, heads, L): how much each look head reads each token (head 0 the colour; with
