@@ -47,7 +47,6 @@ from t2v_core.model import (
     word_loss,
 )
 from t2v_core.store import atomic_path, atomic_write_text, write_parquet
-from t2v_core.text import is_stop_word
 
 # Seed offset of the word classifier's warm-up draws, apart from every step's (step_rng).
 WARMUP_STREAM = 104_729
@@ -157,6 +156,9 @@ class _Run:
         self.D = Discriminator(model_cfg)
         self.G.text.load_vectors(data.embeddings)
         if model_cfg.look_content:
+            # Imported here: t2v_core.text pulls in spaCy (~0.75 s), which only this needs.
+            from t2v_core.text import is_stop_word
+
             self.G.set_stop_words(torch.tensor([is_stop_word(w) for w in data.vocab]))
         self.D.text.load_vectors(data.embeddings)
         self.G.to(device)
