@@ -11,7 +11,7 @@ import torch
 from t2v_core.config import ModelConfig
 from t2v_core.text import is_stop_word
 from t2v_core.model.text_encoder import centre_vectors
-from t2v_core.model.generator import CoordDecoder, paste
+from t2v_core.model.generator import CoordDecoder, paste, swap_partners
 from t2v_core.model import (
     Discriminator,
     Generator,
@@ -321,12 +321,21 @@ def test_size_swap_gap_measures_how_the_mask_read_follows_the_size_heads_word():
     with torch.no_grad():
         gen.look_attn.q.weight.normal_()  # uneven reads, so each caption has a most-read word
         gen.look_attn.q.bias.normal_()
-    gap = gen.size_swap_gap(ids, lengths)
-    assert gap.detach().item() > 0
-    gap.backward()
-    assert gen.look_attn.v.weight.grad.abs().sum() > 0
     same = ids[:1].repeat(3, 1)
-    assert gen.size_swap_gap(same, lengths[:1].repeat(3)).detach().item() == 0.0
+    for on in ("read", "mask"):
+        gen.zero_grad()
+        gap = gen.size_swap_gap(ids, lengths, on)
+        assert gap.detach().item() > 0
+        gap.backward()
+        assert gen.look_attn.v.weight.grad.abs().sum() > 0
+        if on == "mask":  # the drawn shape's difference also trains the decoder
+            assert gen.coord.films[0].weight.grad.abs().sum() > 0
+        assert gen.size_swap_gap(same, lengths[:1].repeat(3), on).detach().item() == 0.0
+    with pytest.raises(ValueError, match="'read' or the 'mask'"):
+        gen.size_swap_gap(ids, lengths, "box")
+    # Each row's partner holds another word where one exists: the next such row, cyclically.
+    assert swap_partners(torch.tensor([5, 5, 7, 5])).tolist() == [2, 2, 3, 2]
+    assert swap_partners(torch.tensor([4, 4])).tolist() == [1, 0]
     with pytest.raises(ValueError, match="parts"):
         Generator(dataclasses.replace(cfg, look="words")).size_swap_gap(ids, lengths)
 

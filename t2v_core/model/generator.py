@@ -130,20 +130,22 @@ class CoordDecoder(nn.Module):
         return torch.cat([uv, a, uv.norm(dim=-3, keepdim=True), a.amax(dim=-3, keepdim=True)], -3) * 4
 
     def forward(self, cond: torch.Tensor, offset: torch.Tensor | None = None,
-                reach: bool = False
+                reach: bool = False, half: torch.Tensor | None = None
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """cond (N, cond_dim), offset (N, 2) or (N, K, 2) pixels in [0, 1), or None -> mask
         logits (N * K, 1, S, S): object n drawn K times (one per frame), its centre
         ``offset[n, k]`` right of and below the sprite's. With ``reach``, also how far the
         object reaches towards each side of its box (N * K, 4), see ``reach``, and the share
-        of the box it covers (N * K,), see ``fill``."""
+        of the box it covers (N * K,), see ``fill``. ``half`` (N, 1) pixels draws in a box
+        of that half-side instead of the one ``cond`` sets (the size swap compares shapes
+        in one box)."""
         n, side = cond.shape[0], self.side
         if offset is None:
             offset = torch.zeros(n, 1, 2, device=cond.device, dtype=cond.dtype)
         elif offset.dim() == 2:
             offset = offset[:, None]
         k = offset.shape[1]
-        half = self.box(cond)[:, :, None, None, None]  # (N, 1, 1, 1, 1)
+        half = (self.box(cond) if half is None else half)[:, :, None, None, None]  # (N, 1, 1, 1, 1)
         uv = (self.grid[None, None] - offset[..., None, None]) / half  # (N, K, 2, S, S): +-1 on the box's edges
         x = self.features(uv).permute(0, 1, 3, 4, 2).reshape(n, k * side * side, len(self.FEATURES))
         shape = self.split(cond)[1]
@@ -372,24 +374,39 @@ class Generator(nn.Module):
         words = self.text.embed(ids)
         return self.look_attn(torch.ones_like(words[:, 0, :1]), words, mask)
 
-    def size_swap_gap(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def size_swap_gap(self, ids: torch.Tensor, lengths: torch.Tensor, on: str = "read") -> torch.Tensor:
         """look = "parts": how far the mask read moves (mean squared, a loss) when each
-        caption's most-read word of the size head is replaced by the next caption's. The
+        caption's most-read word of the size head is replaced by another caption's
+        (``swap_partners``). ``on = "read"`` compares the mask heads' reads, ``"mask"`` the
+        shapes the decoder draws from them in one box. The
         size head should read the size word, and then the mask, which draws the shape,
         should not depend on it; a mask that reads the size word as well draws each shape
         twice, once per size (benchmarks/look_heads.py). The swap is chosen without
         gradient, so this moves the shape heads and not the size head's choice."""
         if self.cfg.look != "parts" or self.look_attn is None:
             raise ValueError("the size swap needs look = 'parts' with attention")
+        if on not in ("read", "mask"):
+            raise ValueError(f"the size swap compares the mask's 'read' or the 'mask' drawn, not {on!r}")
         mask = self.text.mask(ids, lengths)
         read, weights = self._read_look(ids, mask)
         rows = torch.arange(ids.shape[0], device=ids.device)
         top, at = weights[:, 1].detach().max(1)  # (B,) the size head's word in each caption
+        word = ids[rows, at]
         swapped = ids.clone()
-        swapped[rows, at] = ids[rows.roll(1), at.roll(1)]
+        swapped[rows, at] = word[swap_partners(word)]
         other, _ = self._read_look(swapped, mask)
-        start = self.colour.in_features + self.coord.size_dim  # the mask's part of the read
-        gap = (read[:, start:] - other[:, start:]).pow(2).mean(1)
+        if on == "mask":
+            # The drawn shape, in one box (the caption's own): the share of the box whose
+            # pixels change. The read can move in directions the decoder ignores, and it
+            # is the drawing that must not depend on the size word.
+            dec, start = self.coord, self.colour.in_features
+            cond, cond_swapped = read[:, start:], other[:, start:]
+            half = dec.box(cond).detach()
+            diff = torch.sigmoid(dec(cond, half=half)) - torch.sigmoid(dec(cond_swapped, half=half))
+            gap = diff.pow(2).flatten(1).sum(1) / (2 * half.flatten()).pow(2)
+        else:
+            start = self.colour.in_features + self.coord.size_dim  # the mask's part of the read
+            gap = (read[:, start:] - other[:, start:]).pow(2).mean(1)
         # Weighted by how surely the size head reads that word: at the start it reads every
         # word evenly, its "most-read" word is any word, and the mask must not be asked to
         # ignore the shape word.
@@ -510,6 +527,16 @@ class Generator(nn.Module):
         if ss > 1:
             canvas = nn.functional.avg_pool2d(canvas, ss)
         return canvas * 2 - 1
+
+
+def swap_partners(word: torch.Tensor) -> torch.Tensor:
+    """(B,) word ids -> (B,) for each row the next row, cyclically, that holds another word
+    (the row after it where all hold the same word). The size swap's partners: with the plain
+    next row, pairs that hold the same word taught nothing."""
+    b = word.shape[0]
+    rows = torch.arange(b, device=word.device)
+    after = (rows[:, None] + torch.arange(1, max(b, 2), device=word.device)[None]) % b  # (B, B-1)
+    return after[rows, (word[after] != word[:, None]).float().argmax(1)]
 
 
 def paste(sprite: torch.Tensor, corner: torch.Tensor, height: int, width: int) -> torch.Tensor:
