@@ -133,8 +133,7 @@ class TrainConfig:
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off
-    swap_weight: float = 0.0  # look = parts: the mask read must not move when the size head's word is swapped for another caption's; 0 = off
-    swap_on: str = "read"  # what must not move: "read", the mask heads' read; "mask", the shape drawn in one box
+    mask_size_weight: float = 0.0  # look = parts: the drawn shape must not correlate with the box size over the batch (Generator.mask_size_share); 0 = off
     fill_weight: float = 0.0  # coord decoder: the object must cover at least fill_least of its box; 0 = off
     fill_least: float = 0.4  # the floor: corpus shapes cover >= 0.5 of their bounding box, a small one in a large box <= 0.31
     word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)

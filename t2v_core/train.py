@@ -342,8 +342,8 @@ class _Run:
                 loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
             if tcfg.fill_weight > 0:
                 loss_g = loss_g + tcfg.fill_weight * box_fill(drawn.filled, tcfg.fill_least)
-            if tcfg.swap_weight > 0:
-                loss_g = loss_g + tcfg.swap_weight * self.G.size_swap_gap(gen_ids, gen_lens, tcfg.swap_on)
+            if tcfg.mask_size_weight > 0:
+                loss_g = loss_g + tcfg.mask_size_weight * self.G.mask_size_share(gen_ids, gen_lens)
             if diversity:
                 # At the start only: z should choose where the object starts (as in the
                 # corpus), not how it moves, which is the direction word's job. On whole
@@ -419,11 +419,9 @@ def train(
     if train_cfg.box_weight > 0 and model_cfg.decoder != "coord":
         raise ValueError(f"[train] box_weight keeps the coord decoder's box tight; decoder "
                          f"{model_cfg.decoder!r} has no box, so set box_weight = 0")
-    if train_cfg.swap_weight > 0 and not (model_cfg.look == "parts" and model_cfg.attention):
-        raise ValueError("[train] swap_weight keeps the size out of the mask of look = 'parts'; "
+    if train_cfg.mask_size_weight > 0 and not (model_cfg.look == "parts" and model_cfg.attention):
+        raise ValueError("[train] mask_size_weight keeps the size out of the mask of look = 'parts'; "
                          f"this model has look = {model_cfg.look!r}, attention = {model_cfg.attention}")
-    if train_cfg.swap_on not in ("read", "mask"):
-        raise ValueError(f"[train] swap_on = {train_cfg.swap_on!r}; use 'read' or 'mask'")
     if train_cfg.fill_weight > 0 and model_cfg.decoder != "coord":
         raise ValueError(f"[train] fill_weight keeps the coord decoder's box tight; decoder "
                          f"{model_cfg.decoder!r} has no box, so set fill_weight = 0")

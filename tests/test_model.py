@@ -11,7 +11,7 @@ import torch
 from t2v_core.config import ModelConfig
 from t2v_core.text import is_stop_word
 from t2v_core.model.text_encoder import centre_vectors
-from t2v_core.model.generator import CoordDecoder, paste, swap_partners
+from t2v_core.model.generator import CoordDecoder, paste
 from t2v_core.model import (
     Discriminator,
     Generator,
@@ -311,33 +311,32 @@ def test_look_content_keeps_the_look_heads_off_stop_words():
     assert [is_stop_word(w) for w in words] == [False, False, True, True, False, False, True, False]
 
 
-def test_size_swap_gap_measures_how_the_mask_read_follows_the_size_heads_word():
-    """The mask read moves when the size head's word is swapped for the next caption's
-    (a loss G can train on), not at all when every caption has the same word there, and
-    only look = "parts" has a size head to swap for."""
+def test_mask_size_share_is_what_the_drawn_shape_carries_of_the_box_size():
+    """The share of the drawn shapes' variance along the box size: 0 for a batch of one
+    caption, in (0, 1] otherwise, and G can train it down without touching the box, whose
+    size enters without gradient."""
     cfg = dataclasses.replace(CFG, decoder="coord", look="parts", attn_heads=4)
+    torch.manual_seed(0)
     gen = Generator(cfg)
-    ids, lengths = _batch()
     with torch.no_grad():
-        gen.look_attn.q.weight.normal_()  # uneven reads, so each caption has a most-read word
+        gen.look_attn.q.weight.normal_()
         gen.look_attn.q.bias.normal_()
-    same = ids[:1].repeat(3, 1)
-    for on in ("read", "mask"):
-        gen.zero_grad()
-        gap = gen.size_swap_gap(ids, lengths, on)
-        assert gap.detach().item() > 0
-        gap.backward()
-        assert gen.look_attn.v.weight.grad.abs().sum() > 0
-        if on == "mask":  # the drawn shape's difference also trains the decoder
-            assert gen.coord.films[0].weight.grad.abs().sum() > 0
-        assert gen.size_swap_gap(same, lengths[:1].repeat(3), on).detach().item() == 0.0
-    with pytest.raises(ValueError, match="'read' or the 'mask'"):
-        gen.size_swap_gap(ids, lengths, "box")
-    # Each row's partner holds another word where one exists: the next such row, cyclically.
-    assert swap_partners(torch.tensor([5, 5, 7, 5])).tolist() == [2, 2, 3, 2]
-    assert swap_partners(torch.tensor([4, 4])).tolist() == [1, 0]
+        gen.coord.size.weight.normal_()  # boxes that differ between captions
+    ids = torch.randint(2, cfg.vocab_size, (16, 6), generator=torch.Generator().manual_seed(1))
+    lengths = torch.full((16,), 6)
+    assert gen.mask_size_share(ids[:1].repeat(4, 1), lengths[:4]).item() == 0.0
+    first = gen.mask_size_share(ids, lengths)
+    assert 0 < first.item() <= 1
+    box = gen.coord.size.weight.clone()
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        gen.mask_size_share(ids, lengths).backward()
+        opt.step()
+    assert gen.mask_size_share(ids, lengths).item() < first.item() / 2
+    assert torch.equal(gen.coord.size.weight, box)  # the box is not what gives way
     with pytest.raises(ValueError, match="parts"):
-        Generator(dataclasses.replace(cfg, look="words")).size_swap_gap(ids, lengths)
+        Generator(dataclasses.replace(cfg, look="words")).mask_size_share(ids, lengths)
 
 
 def test_parts_look_sets_the_box_from_one_head_and_the_shape_from_the_others():

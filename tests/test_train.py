@@ -299,10 +299,10 @@ def test_select_by_refuses_held_out_metrics_and_needs_an_evaluation(tmp_path):
 
 
 def test_box_terms_train_the_coord_decoder_and_are_refused_for_others(tmp_path):
-    """box_weight, fill_weight and swap_weight train the demo profile's model (look = "parts" with
+    """box_weight, fill_weight and mask_size_weight train the demo profile's model (look = "parts" with
     look_content, whose stop-word flags the trainer sets from the vocabulary and the
     checkpoint keeps); a decoder without a box refuses them."""
-    cfg = dataclasses.replace(TRAIN, steps=2, box_weight=1.0, fill_weight=1.0, swap_weight=1.0)
+    cfg = dataclasses.replace(TRAIN, steps=2, box_weight=1.0, fill_weight=1.0, mask_size_weight=1.0)
     model = dataclasses.replace(MODEL, decoder="coord", look="parts", attn_heads=4, look_content=True)
     data = tiny_data()
     summary = train(data, model, cfg, tmp_path / "coord")
@@ -312,9 +312,9 @@ def test_box_terms_train_the_coord_decoder_and_are_refused_for_others(tmp_path):
     articles = [i for i, w in enumerate(data.vocab) if w in ("a", "the")]
     assert articles and not kept[articles].any()
     assert kept[[data.vocab.index(w) for w in ("red", "blue", "green", "white")]].all()
-    with pytest.raises(ValueError, match="swap_weight"):
+    with pytest.raises(ValueError, match="mask_size_weight"):
         train(data, dataclasses.replace(model, look="words"),
-              dataclasses.replace(TRAIN, steps=2, swap_weight=1.0), tmp_path / "words")
+              dataclasses.replace(TRAIN, steps=2, mask_size_weight=1.0), tmp_path / "words")
     for name, weights in (("box_weight", {"box_weight": 1.0}), ("fill_weight", {"fill_weight": 1.0})):
         with pytest.raises(ValueError, match=name):
             train(data, dataclasses.replace(MODEL, decoder="object"),

@@ -137,7 +137,7 @@ class CoordDecoder(nn.Module):
         ``offset[n, k]`` right of and below the sprite's. With ``reach``, also how far the
         object reaches towards each side of its box (N * K, 4), see ``reach``, and the share
         of the box it covers (N * K,), see ``fill``. ``half`` (N, 1) pixels draws in a box
-        of that half-side instead of the one ``cond`` sets (the size swap compares shapes
+        of that half-side instead of the one ``cond`` sets (``Generator.mask_size_share`` draws
         in one box)."""
         n, side = cond.shape[0], self.side
         if offset is None:
@@ -374,43 +374,31 @@ class Generator(nn.Module):
         words = self.text.embed(ids)
         return self.look_attn(torch.ones_like(words[:, 0, :1]), words, mask)
 
-    def size_swap_gap(self, ids: torch.Tensor, lengths: torch.Tensor, on: str = "read") -> torch.Tensor:
-        """look = "parts": how far the mask read moves (mean squared, a loss) when each
-        caption's most-read word of the size head is replaced by another caption's
-        (``swap_partners``). ``on = "read"`` compares the mask heads' reads, ``"mask"`` the
-        shapes the decoder draws from them in one box. The
-        size head should read the size word, and then the mask, which draws the shape,
-        should not depend on it; a mask that reads the size word as well draws each shape
-        twice, once per size (benchmarks/look_heads.py). The swap is chosen without
-        gradient, so this moves the shape heads and not the size head's choice."""
+    def mask_size_share(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """look = "parts": the share of the drawn shapes' variance over the batch that lies
+        along the box size (a loss, in [0, 1]). Each caption's shape is drawn in the
+        largest box, so that only its outline in box coordinates counts, and its pixels are
+        correlated with the caption's own box size, standardised and without gradient:
+        the box keeps the size, and the shape is pushed to carry none of it.
+
+        It needs no guess of which word is the size word. A swap of the size head's
+        most-read word for another caption's (measured, and removed) gave nothing to swap
+        when that head read "moves". In the corpus sizes and shapes are drawn
+        independently, so a shape that correlates with the box size is a mask that draws
+        the size a second time."""
         if self.cfg.look != "parts" or self.look_attn is None:
-            raise ValueError("the size swap needs look = 'parts' with attention")
-        if on not in ("read", "mask"):
-            raise ValueError(f"the size swap compares the mask's 'read' or the 'mask' drawn, not {on!r}")
-        mask = self.text.mask(ids, lengths)
-        read, weights = self._read_look(ids, mask)
-        rows = torch.arange(ids.shape[0], device=ids.device)
-        top, at = weights[:, 1].detach().max(1)  # (B,) the size head's word in each caption
-        word = ids[rows, at]
-        swapped = ids.clone()
-        swapped[rows, at] = word[swap_partners(word)]
-        other, _ = self._read_look(swapped, mask)
-        if on == "mask":
-            # The drawn shape, in one box (the caption's own): the share of the box whose
-            # pixels change. The read can move in directions the decoder ignores, and it
-            # is the drawing that must not depend on the size word.
-            dec, start = self.coord, self.colour.in_features
-            cond, cond_swapped = read[:, start:], other[:, start:]
-            half = dec.box(cond).detach()
-            diff = torch.sigmoid(dec(cond, half=half)) - torch.sigmoid(dec(cond_swapped, half=half))
-            gap = diff.pow(2).flatten(1).sum(1) / (2 * half.flatten()).pow(2)
-        else:
-            start = self.colour.in_features + self.coord.size_dim  # the mask's part of the read
-            gap = (read[:, start:] - other[:, start:]).pow(2).mean(1)
-        # Weighted by how surely the size head reads that word: at the start it reads every
-        # word evenly, its "most-read" word is any word, and the mask must not be asked to
-        # ignore the shape word.
-        return (top.pow(2) * gap).mean()
+            raise ValueError("the mask's share of the size needs look = 'parts' with attention")
+        dec = self.coord
+        read, _ = self._read_look(ids, self.text.mask(ids, lengths))
+        cond = read[:, self.colour.in_features:]
+        half = dec.box(cond).detach().flatten()  # (B,) pixels
+        # Damped by half a pixel: boxes that barely differ are not blown up into a size.
+        size = (half - half.mean()) / (half.std(unbiased=False) + 0.5)
+        largest = torch.full_like(half[:, None], 0.95 * dec.quarter)
+        shape = torch.sigmoid(dec(cond, half=largest)).flatten(1)  # (B, S * S)
+        shape = shape - shape.mean(0)
+        along = (shape * size[:, None]).mean(0)  # (S * S,) covariance with the size
+        return along.pow(2).sum() / (shape.pow(2).mean(0).sum() + 1e-6)
 
     @torch.no_grad()
     def look_weights(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -527,16 +515,6 @@ class Generator(nn.Module):
         if ss > 1:
             canvas = nn.functional.avg_pool2d(canvas, ss)
         return canvas * 2 - 1
-
-
-def swap_partners(word: torch.Tensor) -> torch.Tensor:
-    """(B,) word ids -> (B,) for each row the next row, cyclically, that holds another word
-    (the row after it where all hold the same word). The size swap's partners: with the plain
-    next row, pairs that hold the same word taught nothing."""
-    b = word.shape[0]
-    rows = torch.arange(b, device=word.device)
-    after = (rows[:, None] + torch.arange(1, max(b, 2), device=word.device)[None]) % b  # (B, B-1)
-    return after[rows, (word[after] != word[:, None]).float().argmax(1)]
 
 
 def paste(sprite: torch.Tensor, corner: torch.Tensor, height: int, width: int) -> torch.Tensor:
