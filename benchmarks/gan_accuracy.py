@@ -130,7 +130,7 @@ def main() -> None:
         results["attention"] = run_variant(profile, workspace)
         show("with attention", results["attention"])
     else:
-        ablated = profile.override(model={"attention": False})
+        ablated = profile.without_attention()
         if args.parallel:
             # Every stage before train once, then both trainings side by side, each on one
             # torch thread so that each has a core.

@@ -196,6 +196,13 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def without_attention(self) -> Profile:
+        """The attention ablation (benchmarks/gan_accuracy.py): the same profile with
+        every frame's context the sentence vector. It has no look heads, so the settings
+        that act on them (look_content, mask_size_weight) are off too."""
+        return self.override(model={"attention": False, "look_content": False},
+                             train={"mask_size_weight": 0.0})
+
     def override(self, **sections: dict[str, Any]) -> Profile:
         """A copy with some fields changed: ``p.override(train={"steps": 10})``."""
         changed = {}

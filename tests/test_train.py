@@ -298,6 +298,29 @@ def test_select_by_refuses_held_out_metrics_and_needs_an_evaluation(tmp_path):
     assert not (tmp_path / "best.json").exists()
 
 
+def test_the_attention_ablation_of_each_profile_trains(tmp_path):
+    """Profile.without_attention, the accuracy benchmark's baseline: each shipped profile's
+    model and training terms at the tiny test size, with attention off, train; the same
+    settings with attention off but the look heads' settings kept are refused."""
+    from t2v_core.config import load_profile
+
+    data = tiny_data()
+    size = {f: getattr(MODEL, f) for f in ("frames", "height", "width", "word_dim", "text_dim",
+                                           "z_dim", "hidden", "g_channels", "d_channels")}
+    for name in ("demo", "full"):
+        profile = load_profile(name)
+        assert profile.train.mask_size_weight > 0 and profile.model.look_content
+        ablated = profile.without_attention()
+        assert not ablated.model.attention and ablated.train.fill_weight == profile.train.fill_weight
+        run = dataclasses.replace(ablated.train, steps=2, batch_size=4, ckpt_every=2, eval_every=0,
+                                  select_by="", word_warmup=0, threads=1, max_minutes=0.0)
+        summary = train(data, dataclasses.replace(ablated.model, **size), run, tmp_path / name)
+        assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_g"])
+        with pytest.raises(ValueError, match="mask_size_weight"):
+            train(data, dataclasses.replace(profile.model, attention=False, **size),
+                  dataclasses.replace(run, mask_size_weight=1.0), tmp_path / f"{name}-kept")
+
+
 def test_box_terms_train_the_coord_decoder_and_are_refused_for_others(tmp_path):
     """box_weight, fill_weight and mask_size_weight train the demo profile's model (look = "parts" with
     look_content, whose stop-word flags the trainer sets from the vocabulary and the
