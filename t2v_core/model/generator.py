@@ -278,7 +278,8 @@ class Generator(nn.Module):
         # finds the size word, which nothing forces: in runs where it read "a" instead, a
         # mask head read the size word, the box stayed one size, and the mask drew small
         # objects small inside it, with rounded corners (small squares read as circles;
-        # benchmarks/look_heads.py shows which word each head reads).
+        # benchmarks/look_heads.py shows which word each head reads). [model] look_content,
+        # [train] fill_weight and mask_size_weight (mask_size_share) close those ways out.
         self.look_attn = None
         colour_dim = look_dim = cond
         size_dim = 0
