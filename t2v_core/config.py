@@ -129,7 +129,9 @@ class TrainConfig:
     diversity_weight: float = 0.0  # the diversity term for G (same caption, two z; its form: diversity_form); 0 = off
     diversity_on: str = "frame"  # what the mode-seeking term pulls apart: frame (the first frame's pixels) | start (the object's start position; decoders that place an object)
     diversity_form: str = "msgan"  # msgan (1 / the batch's mean distance ratio) | dsgan (per pair, the ratio capped at diversity_tau)
-    diversity_tau: float = 0.1  # dsgan: the distance ratio beyond which a pair is apart enough
+    diversity_tau: float = 0.1  # dsgan and diversity_floor: the distance ratio beyond which a pair is apart enough
+    diversity_floor: float = 0.0  # weight of DSGAN's per-pair term (capped at diversity_tau) added to the msgan term: it pushes only the pairs still too close; 0 = off
+    diversity_floor_after: float = 0.0  # the floor starts after the first evaluation whose seen_all_correct reaches this (variety first falls once the prompts are learnt); 0 = from the first step
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off

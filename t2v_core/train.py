@@ -56,6 +56,8 @@ BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias")
 DIVERSITY_ON = ("frame", "start")
 # How it measures them (TrainConfig.diversity_form).
 DIVERSITY_FORMS = ("msgan", "dsgan")
+# The evaluation metric that TrainConfig.diversity_floor_after waits for.
+FLOOR_GATE = "seen_all_correct"
 
 Progress = Callable[[int, int, dict], None]
 EvalFn = Callable[[Text2Video], dict]
@@ -172,6 +174,9 @@ class _Run:
         if train_cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.step = 0
+        # diversity_floor acts from the first step, or once an evaluation has reached
+        # diversity_floor_after (train() opens the gate; on resume, from the logged rows).
+        self.floor_on = train_cfg.diversity_floor > 0 and train_cfg.diversity_floor_after <= 0
         self.init_from: str | None = None  # the checkpoint a warm start copied weights from
 
     def state(self, data: TrainData) -> dict[str, Any]:
@@ -352,8 +357,13 @@ class _Run:
                 # position only through the sprite's sub-pixel offset (the paste is whole
                 # pixels); "start" compares the start positions themselves.
                 first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
-                loss_g = loss_g + tcfg.diversity_weight * self.spread(
-                    first[:half], first[half:2 * half], z[:half], z[half:2 * half])
+                pair = (first[:half], first[half:2 * half], z[:half], z[half:2 * half])
+                loss_g = loss_g + tcfg.diversity_weight * self.spread(*pair)
+                if self.floor_on:
+                    # The batch-mean ratio is met by a few pairs far apart while others sit
+                    # on one spot; this pushes only the pairs still closer than the cap.
+                    loss_g = loss_g + tcfg.diversity_floor * diversity_sensitivity(
+                        *pair, tau=tcfg.diversity_tau)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -429,8 +439,23 @@ def train(
         raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r}; use one of {DIVERSITY_ON}")
     if train_cfg.diversity_form not in DIVERSITY_FORMS:
         raise ValueError(f"[train] diversity_form = {train_cfg.diversity_form!r}; use one of {DIVERSITY_FORMS}")
-    if train_cfg.diversity_form == "dsgan" and not train_cfg.diversity_tau > 0:
-        raise ValueError(f"[train] diversity_tau = {train_cfg.diversity_tau}; dsgan needs a cap above 0")
+    per_pair = train_cfg.diversity_form == "dsgan" or train_cfg.diversity_floor > 0
+    if per_pair and not train_cfg.diversity_tau > 0:
+        raise ValueError(f"[train] diversity_tau = {train_cfg.diversity_tau}; dsgan and diversity_floor "
+                         "need a cap above 0")
+    if train_cfg.diversity_floor > 0 and (train_cfg.diversity_form != "msgan" or train_cfg.diversity_weight <= 0):
+        raise ValueError("[train] diversity_floor adds DSGAN's per-pair term to the msgan term; it needs "
+                         f"diversity_weight > 0 and diversity_form = 'msgan', got "
+                         f"{train_cfg.diversity_weight} and {train_cfg.diversity_form!r}")
+    if train_cfg.diversity_floor < 0:
+        raise ValueError(f"[train] diversity_floor = {train_cfg.diversity_floor} must be >= 0")
+    floor_gate = train_cfg.diversity_floor_after > 0
+    if not 0 <= train_cfg.diversity_floor_after <= 1:
+        raise ValueError(f"[train] diversity_floor_after = {train_cfg.diversity_floor_after} is an "
+                         "accuracy: use a value in [0, 1]")
+    if floor_gate and (train_cfg.diversity_floor <= 0 or eval_fn is None or train_cfg.eval_every <= 0):
+        raise ValueError("[train] diversity_floor_after waits for an evaluation to start diversity_floor; "
+                         "it needs diversity_floor > 0, eval_every > 0 and an evaluation function")
     if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
         raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")
@@ -457,6 +482,9 @@ def train(
         run.load(ckpt, data)
         rows = _load_metrics(run_dir / "metrics.parquet", run.step)
         best = _load_selection(run_dir, run.step)
+        if floor_gate:
+            run.floor_on = any(r.get(f"eval_{FLOOR_GATE}", -1.0) >= train_cfg.diversity_floor_after
+                               for r in rows)
     elif init_from is not None:
         if not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from checkpoint {init_from} does not exist")
@@ -481,10 +509,18 @@ def train(
         losses = run.train_step(data)
         row: dict[str, Any] = {"step": run.step, **losses,
                                "seconds": time.monotonic() - t0}
+        if train_cfg.diversity_floor > 0:
+            row["floor_on"] = float(run.floor_on)  # the state this step trained with
         improved = False
         if eval_fn is not None and train_cfg.eval_every > 0 and run.step % train_cfg.eval_every == 0:
             scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
             row.update({f"eval_{k}": v for k, v in scores.items()})
+            if floor_gate and not run.floor_on:
+                if FLOOR_GATE not in scores:
+                    raise KeyError(f"[train] diversity_floor_after reads {FLOOR_GATE!r}, which is not "
+                                   f"one of the evaluation's metrics {sorted(scores)}")
+                # From the next step on: this step's losses were computed before it was judged.
+                run.floor_on = scores[FLOOR_GATE] >= train_cfg.diversity_floor_after
             if train_cfg.select_by:
                 if train_cfg.select_by not in scores:
                     raise KeyError(f"[train] select_by {train_cfg.select_by!r} is not one of the "

@@ -256,6 +256,25 @@ def test_dsgan_diversity_spreads_the_starts_and_its_settings_are_checked(tmp_pat
         train(tiny_data(), model, dataclasses.replace(cfg, diversity_weight=1.0, diversity_tau=0.0), tmp_path / "t2")
 
 
+def test_diversity_floor_adds_the_per_pair_push_to_mode_seeking_and_is_checked(tmp_path):
+    """diversity_floor adds DSGAN's capped per-pair term to MSGAN's batch-mean one: the same
+    MSGAN weight spreads the starts further with it. It needs the msgan term to add to."""
+    model = dataclasses.replace(MODEL, decoder="coord")
+    cfg = dataclasses.replace(TRAIN, steps=20, ckpt_every=20, eval_every=0, lr_g=1e-2,
+                              diversity_on="start", diversity_weight=0.01, diversity_tau=0.5)
+    spread = {name: _start_spread(train(tiny_data(), model, dataclasses.replace(cfg, diversity_floor=w),
+                                        tmp_path / name)["checkpoint"], tiny_data())
+              for name, w in (("msgan", 0.0), ("floor", 10.0))}
+    assert spread["floor"] > 1.2 * spread["msgan"], spread
+    for bad, match in ((dict(diversity_form="dsgan"), "diversity_floor.*msgan"),
+                       (dict(diversity_weight=0.0), "diversity_floor.*diversity_weight"),
+                       (dict(diversity_tau=0.0), "diversity_tau"),
+                       (dict(diversity_floor=-1.0), "diversity_floor.*>= 0")):
+        with pytest.raises(ValueError, match=match):
+            floor = {} if "diversity_floor" in bad else dict(diversity_floor=1.0)
+            train(tiny_data(), model, dataclasses.replace(cfg, **{**floor, **bad}), tmp_path / "bad")
+
+
 def test_word_critic_without_the_word_loss_is_refused(tmp_path):
     model = dataclasses.replace(MODEL, word_critic=True)
     with pytest.raises(ValueError, match="word_weight"):
@@ -284,6 +303,37 @@ def test_select_by_publishes_the_best_evaluated_checkpoint_and_survives_resume(t
     assert model_checkpoint(tmp_path).name == "ckpt-000004.pt"  # what render and evaluate load
     metrics = pd.read_parquet(tmp_path / "metrics.parquet").dropna(subset=["eval_seen_all_correct"])
     assert metrics["eval_seen_all_correct"].tolist() == [0.2, 0.9, 0.5]
+
+
+def test_diversity_floor_after_waits_for_the_evaluation_and_resumes_exactly(tmp_path):
+    """diversity_floor_after: the floor joins from the step after the first evaluation that
+    reaches it (step 4 here), and a run killed at that step resumes with the gate open, to
+    the uninterrupted run's weights. Until then the run is the one whose gate never opens."""
+    model = dataclasses.replace(MODEL, decoder="coord")
+    cfg = dataclasses.replace(TRAIN, steps=6, ckpt_every=2, eval_every=2, lr_g=1e-2,
+                              diversity_on="start", diversity_weight=0.01, diversity_floor=10.0,
+                              diversity_tau=0.5, diversity_floor_after=0.8)
+    whole = train(tiny_data(), model, cfg, tmp_path / "whole", eval_fn=_scripted([0.2, 0.9, 0.5]))
+    floor = pd.read_parquet(tmp_path / "whole" / "metrics.parquet")["floor_on"].tolist()
+    assert floor == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    train(tiny_data(), model, dataclasses.replace(cfg, steps=4), tmp_path / "cut", eval_fn=_scripted([0.2, 0.9]))
+    cut = train(tiny_data(), model, cfg, tmp_path / "cut", eval_fn=_scripted([0.5]))
+    assert cut["resumed_from"] == 4
+    assert pd.read_parquet(tmp_path / "cut" / "metrics.parquet")["floor_on"].tolist() == floor
+    never = train(tiny_data(), model, cfg, tmp_path / "never", eval_fn=_scripted([0.2, 0.3, 0.5]))
+    a, b, c = (_state(Path(r["checkpoint"]))["generator"] for r in (whole, cut, never))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    four = [_state(tmp_path / run / "ckpt-000004.pt")["generator"] for run in ("whole", "never")]
+    assert all(torch.equal(four[0][k], four[1][k]) for k in four[0])
+    for bad, match in ((dict(diversity_floor=0.0), "diversity_floor > 0"),
+                       (dict(eval_every=0), "eval_every > 0"),
+                       (dict(diversity_floor_after=1.5), r"\[0, 1\]")):
+        with pytest.raises(ValueError, match=match):
+            train(tiny_data(), model, dataclasses.replace(cfg, **bad), tmp_path / "bad",
+                  eval_fn=_scripted([1.0] * 3))
+    with pytest.raises(KeyError, match="seen_all_correct"):
+        train(tiny_data(), model, cfg, tmp_path / "no-metric", eval_fn=lambda m: {"seen_variety": 1.0})
 
 
 def test_select_by_refuses_held_out_metrics_and_needs_an_evaluation(tmp_path):
