@@ -112,6 +112,7 @@ class ModelConfig:
     look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form) | parts (as words; head 1 sets the size, the rest the shape)
     look_content: bool = False  # look = words | parts: the look heads skip stop words ("a", "the", "to"; spaCy's English list)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
+    word_twin: bool = False  # a twin word classifier learns the words of G's videos, and G makes its own words hard for it to read (twin auxiliary classifiers, Gong et al. 2019; needs word_weight > 0)
 
 
 @dataclass(frozen=True)

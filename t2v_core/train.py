@@ -51,7 +51,7 @@ from t2v_core.store import atomic_path, atomic_write_text, write_parquet
 # Seed offset of the word classifier's warm-up draws, apart from every step's (step_rng).
 WARMUP_STREAM = 104_729
 # State-dict tensors with one row per vocabulary word: a warm start copies them by token.
-BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias")
+BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twin.weight", "word_twin.bias")
 # What the mode-seeking term compares (TrainConfig.diversity_on).
 DIVERSITY_ON = ("frame", "start")
 # How it measures them (TrainConfig.diversity_form).
@@ -314,9 +314,16 @@ class _Run:
                 # Learned from real videos only: a fake must earn its words.
                 real_w = self.D.word_features(real.detach())
                 loss_d = loss_d + tcfg.word_weight * word_loss(self.D.word_head(real_w), bag)
+                fake_w = None
+                if self.D.word_twin is not None:
+                    # The twin learns the words of G's videos, on features it does not train.
+                    fake_w = self.D.word_features(fake.detach()).detach()
+                    loss_d = loss_d + tcfg.word_weight * word_loss(
+                        self.D.word_twin(fake_w), bag_of_words(gen_ids, cfg.vocab_size))
                 if self.D.word_critic is not None:
                     # The critic on top of the word features; it does not train them.
-                    fake_w = self.D.word_features(fake.detach()).detach()
+                    if fake_w is None:
+                        fake_w = self.D.word_features(fake.detach()).detach()
                     critic = self.D.word_critic
                     loss_d = loss_d + d_loss(critic(real_w.detach(), s), critic(fake_w, s_gen),
                                              critic(real_w.detach(), s_wrong), tcfg.loss,
@@ -343,6 +350,8 @@ class _Run:
                 loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag)
                 if self.D.word_critic is not None:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
+                if self.D.word_twin is not None:
+                    loss_g = loss_g - tcfg.word_weight * word_loss(self.D.word_twin(fake_w), gen_bag)
             if tcfg.box_weight > 0:
                 loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
             if tcfg.fill_weight > 0:
@@ -459,6 +468,9 @@ def train(
     if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
         raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")
+    if model_cfg.word_twin and train_cfg.word_weight <= 0:
+        raise ValueError("[model] word_twin is the twin of the word classifier, which only "
+                         "[train] word_weight > 0 trains; set both or neither")
     if model_cfg.word_critic and train_cfg.word_weight <= 0:
         raise ValueError("[model] word_critic judges on the word branch, which only "
                          "[train] word_weight > 0 trains; set both or neither")

@@ -184,6 +184,27 @@ def test_coord_decoder_with_the_word_critic_trains_and_resumes_exactly(tmp_path)
             assert torch.equal(v, b[part][k]), (part, k)
 
 
+def test_word_twin_learns_on_fakes_without_touching_the_real_word_classifier(tmp_path):
+    """word_twin: the twin classifier learns from G's videos on detached features, so the
+    word branch and its real-clip classifier train exactly as without it, while G, which
+    now also works against the twin, does not. Without the word loss it is refused."""
+    model = dataclasses.replace(MODEL, decoder="coord")
+    cfg = dataclasses.replace(TRAIN, word_weight=1.0)
+    runs = {name: _state(Path(train(tiny_data(), dataclasses.replace(model, word_twin=twin), cfg,
+                                    tmp_path / name)["checkpoint"]))
+            for name, twin in (("single", False), ("twin", True))}
+    d_single, d_twin = runs["single"]["discriminator"], runs["twin"]["discriminator"]
+    assert any(k.startswith("word_twin.") for k in d_twin) and not any(k.startswith("word_twin.") for k in d_single)
+    for k, v in d_single.items():
+        if k.startswith(("word_branch.", "word_head.")):
+            assert torch.equal(v, d_twin[k]), k
+    g = runs["single"]["generator"]
+    assert not all(torch.equal(v, runs["twin"]["generator"][k]) for k, v in g.items())
+    with pytest.raises(ValueError, match="word_twin.*word_weight"):
+        train(tiny_data(), dataclasses.replace(model, word_twin=True), dataclasses.replace(cfg, word_weight=0.0),
+              tmp_path / "no-words")
+
+
 def test_word_warmup_trains_only_the_word_classifier_and_resumes_exactly(tmp_path):
     """The warm-up steps train D's word branch and head on real clips before the first GAN
     step and nothing else, and a run with them killed after step 2 resumes to the weights

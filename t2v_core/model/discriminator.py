@@ -96,6 +96,12 @@ class Discriminator(nn.Module):
         # as Projected GANs judge on a fixed feature network's: those features see the
         # shape and sharpness of small objects that the spectrally normed branches blur.
         self.word_critic = ProjectionHead(word_feat, cfg.text_dim) if cfg.word_critic else None
+        # The twin of word_head (TAC-GAN, Gong et al. 2019): the same classifier learnt on G's
+        # videos instead of real ones. A classifier's loss alone rewards G for the videos it
+        # names most surely (each direction drawn from one corner, the same for every z);
+        # G also raising the twin's loss cancels that pull (the conditional entropy of its
+        # own videos), so the words stay right without one video per caption.
+        self.word_twin = nn.Linear(word_feat, cfg.vocab_size) if cfg.word_twin else None
 
     def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.text(ids, lengths)[2]
