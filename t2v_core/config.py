@@ -139,6 +139,7 @@ class TrainConfig:
     mask_size_weight: float = 0.0  # look = parts: the drawn shape must not correlate with the box size over the batch (Generator.mask_size_share); 0 = off
     fill_weight: float = 0.0  # coord decoder: the object must cover at least fill_least of its box; 0 = off
     fill_least: float = 0.4  # the floor: corpus shapes cover >= 0.5 of their bounding box, a small one in a large box <= 0.31
+    word_twin_weight: float = 1.0  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
     word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet

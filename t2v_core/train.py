@@ -351,7 +351,8 @@ class _Run:
                 if self.D.word_critic is not None:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
                 if self.D.word_twin is not None:
-                    loss_g = loss_g - tcfg.word_weight * word_loss(self.D.word_twin(fake_w), gen_bag)
+                    loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
+                        self.D.word_twin(fake_w), gen_bag)
             if tcfg.box_weight > 0:
                 loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
             if tcfg.fill_weight > 0:
@@ -468,6 +469,8 @@ def train(
     if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
         raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")
+    if train_cfg.word_twin_weight < 0:
+        raise ValueError(f"[train] word_twin_weight = {train_cfg.word_twin_weight} must be >= 0")
     if model_cfg.word_twin and train_cfg.word_weight <= 0:
         raise ValueError("[model] word_twin is the twin of the word classifier, which only "
                          "[train] word_weight > 0 trains; set both or neither")

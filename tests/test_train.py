@@ -200,6 +200,9 @@ def test_word_twin_learns_on_fakes_without_touching_the_real_word_classifier(tmp
             assert torch.equal(v, d_twin[k]), k
     g = runs["single"]["generator"]
     assert not all(torch.equal(v, runs["twin"]["generator"][k]) for k, v in g.items())
+    with pytest.raises(ValueError, match="word_twin_weight"):
+        train(tiny_data(), dataclasses.replace(model, word_twin=True),
+              dataclasses.replace(cfg, word_twin_weight=-1.0), tmp_path / "negative")
     with pytest.raises(ValueError, match="word_twin.*word_weight"):
         train(tiny_data(), dataclasses.replace(model, word_twin=True), dataclasses.replace(cfg, word_weight=0.0),
               tmp_path / "no-words")
