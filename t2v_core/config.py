@@ -140,6 +140,7 @@ class TrainConfig:
     fill_weight: float = 0.0  # coord decoder: the object must cover at least fill_least of its box; 0 = off
     fill_least: float = 0.4  # the floor: corpus shapes cover >= 0.5 of their bounding box, a small one in a large box <= 0.31
     word_twin_weight: float = 1.0  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
+    word_twin_after: float = 0.0  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step
     word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 500
     eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet

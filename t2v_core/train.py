@@ -56,10 +56,19 @@ BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twi
 DIVERSITY_ON = ("frame", "start")
 # How it measures them (TrainConfig.diversity_form).
 DIVERSITY_FORMS = ("msgan", "dsgan")
-# The evaluation metric that TrainConfig.diversity_floor_after waits for.
-FLOOR_GATE = "seen_all_correct"
+# Terms of G's loss that can wait for the prompts to be learnt: the flag that says the term
+# is on (also its metrics.parquet column) -> the TrainConfig setting with its bar on
+# GATE_METRIC. 0 = on from the first step.
+GATES = {"floor_on": "diversity_floor_after", "twin_on": "word_twin_after"}
+# The evaluation metric that the gates wait for.
+GATE_METRIC = "seen_all_correct"
 
 Progress = Callable[[int, int, dict], None]
+
+
+def _gated_terms(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, bool]:
+    """Which of the GATES' terms this run's loss has."""
+    return {"floor_on": train_cfg.diversity_floor > 0, "twin_on": model_cfg.word_twin}
 EvalFn = Callable[[Text2Video], dict]
 
 
@@ -174,9 +183,10 @@ class _Run:
         if train_cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.step = 0
-        # diversity_floor acts from the first step, or once an evaluation has reached
-        # diversity_floor_after (train() opens the gate; on resume, from the logged rows).
-        self.floor_on = train_cfg.diversity_floor > 0 and train_cfg.diversity_floor_after <= 0
+        # The gated terms this run has (GATES), each on from the first step or once an
+        # evaluation has reached its bar (train() opens the gate; on resume, from the rows).
+        self.on = {flag: getattr(train_cfg, GATES[flag]) <= 0
+                   for flag, has in _gated_terms(model_cfg, train_cfg).items() if has}
         self.init_from: str | None = None  # the checkpoint a warm start copied weights from
 
     def state(self, data: TrainData) -> dict[str, Any]:
@@ -350,7 +360,7 @@ class _Run:
                 loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag)
                 if self.D.word_critic is not None:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
-                if self.D.word_twin is not None:
+                if self.D.word_twin is not None and self.on["twin_on"]:
                     loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
                         self.D.word_twin(fake_w), gen_bag)
             if tcfg.box_weight > 0:
@@ -369,7 +379,7 @@ class _Run:
                 first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
                 pair = (first[:half], first[half:2 * half], z[:half], z[half:2 * half])
                 loss_g = loss_g + tcfg.diversity_weight * self.spread(*pair)
-                if self.floor_on:
+                if self.on.get("floor_on"):
                     # The batch-mean ratio is met by a few pairs far apart while others sit
                     # on one spot; this pushes only the pairs still closer than the cap.
                     loss_g = loss_g + tcfg.diversity_floor * diversity_sensitivity(
@@ -459,13 +469,19 @@ def train(
                          f"{train_cfg.diversity_weight} and {train_cfg.diversity_form!r}")
     if train_cfg.diversity_floor < 0:
         raise ValueError(f"[train] diversity_floor = {train_cfg.diversity_floor} must be >= 0")
-    floor_gate = train_cfg.diversity_floor_after > 0
-    if not 0 <= train_cfg.diversity_floor_after <= 1:
-        raise ValueError(f"[train] diversity_floor_after = {train_cfg.diversity_floor_after} is an "
-                         "accuracy: use a value in [0, 1]")
-    if floor_gate and (train_cfg.diversity_floor <= 0 or eval_fn is None or train_cfg.eval_every <= 0):
-        raise ValueError("[train] diversity_floor_after waits for an evaluation to start diversity_floor; "
-                         "it needs diversity_floor > 0, eval_every > 0 and an evaluation function")
+    gate_term = {"diversity_floor_after": ("diversity_floor", "diversity_floor > 0"),
+                 "word_twin_after": ("G's term against the twin", "[model] word_twin")}
+    for flag, has in _gated_terms(model_cfg, train_cfg).items():
+        setting = GATES[flag]
+        after = getattr(train_cfg, setting)
+        if not 0 <= after <= 1:
+            raise ValueError(f"[train] {setting} = {after} is an accuracy: use a value in [0, 1]")
+        if after > 0 and (not has or eval_fn is None or train_cfg.eval_every <= 0):
+            term, needs = gate_term[setting]
+            raise ValueError(f"[train] {setting} waits for an evaluation to start {term}; it needs "
+                             f"{needs}, eval_every > 0 and an evaluation function")
+    gated = {flag: getattr(train_cfg, GATES[flag]) for flag in GATES
+             if getattr(train_cfg, GATES[flag]) > 0}  # flag -> its bar
     if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
         raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")
@@ -497,9 +513,8 @@ def train(
         run.load(ckpt, data)
         rows = _load_metrics(run_dir / "metrics.parquet", run.step)
         best = _load_selection(run_dir, run.step)
-        if floor_gate:
-            run.floor_on = any(r.get(f"eval_{FLOOR_GATE}", -1.0) >= train_cfg.diversity_floor_after
-                               for r in rows)
+        for flag, bar in gated.items():
+            run.on[flag] = any(r.get(f"eval_{GATE_METRIC}", -1.0) >= bar for r in rows)
     elif init_from is not None:
         if not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from checkpoint {init_from} does not exist")
@@ -524,18 +539,19 @@ def train(
         losses = run.train_step(data)
         row: dict[str, Any] = {"step": run.step, **losses,
                                "seconds": time.monotonic() - t0}
-        if train_cfg.diversity_floor > 0:
-            row["floor_on"] = float(run.floor_on)  # the state this step trained with
+        row.update({flag: float(on) for flag, on in run.on.items()})  # the state this step trained with
         improved = False
         if eval_fn is not None and train_cfg.eval_every > 0 and run.step % train_cfg.eval_every == 0:
             scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
             row.update({f"eval_{k}": v for k, v in scores.items()})
-            if floor_gate and not run.floor_on:
-                if FLOOR_GATE not in scores:
-                    raise KeyError(f"[train] diversity_floor_after reads {FLOOR_GATE!r}, which is not "
+            for flag, bar in gated.items():
+                if run.on[flag]:
+                    continue
+                if GATE_METRIC not in scores:
+                    raise KeyError(f"[train] {GATES[flag]} reads {GATE_METRIC!r}, which is not "
                                    f"one of the evaluation's metrics {sorted(scores)}")
                 # From the next step on: this step's losses were computed before it was judged.
-                run.floor_on = scores[FLOOR_GATE] >= train_cfg.diversity_floor_after
+                run.on[flag] = scores[GATE_METRIC] >= bar
             if train_cfg.select_by:
                 if train_cfg.select_by not in scores:
                     raise KeyError(f"[train] select_by {train_cfg.select_by!r} is not one of the "

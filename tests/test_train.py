@@ -329,33 +329,45 @@ def test_select_by_publishes_the_best_evaluated_checkpoint_and_survives_resume(t
     assert metrics["eval_seen_all_correct"].tolist() == [0.2, 0.9, 0.5]
 
 
-def test_diversity_floor_after_waits_for_the_evaluation_and_resumes_exactly(tmp_path):
-    """diversity_floor_after: the floor joins from the step after the first evaluation that
-    reaches it (step 4 here), and a run killed at that step resumes with the gate open, to
-    the uninterrupted run's weights. Until then the run is the one whose gate never opens."""
-    model = dataclasses.replace(MODEL, decoder="coord")
-    cfg = dataclasses.replace(TRAIN, steps=6, ckpt_every=2, eval_every=2, lr_g=1e-2,
-                              diversity_on="start", diversity_weight=0.01, diversity_floor=10.0,
-                              diversity_tau=0.5, diversity_floor_after=0.8)
+# The gated terms (train.GATES): each case's settings, and the one that takes its term away.
+GATED_TERMS = {
+    "floor_on": (dict(diversity_on="start", diversity_weight=0.01, diversity_floor=10.0,
+                      diversity_tau=0.5, diversity_floor_after=0.8), {},
+                 (dict(diversity_floor=0.0), {}, "diversity_floor > 0")),
+    "twin_on": (dict(word_weight=1.0, word_twin_after=0.8), dict(word_twin=True),
+                ({}, dict(word_twin=False), r"\[model\] word_twin")),
+}
+
+
+@pytest.mark.parametrize("flag", sorted(GATED_TERMS))
+def test_a_gated_term_waits_for_the_evaluation_and_resumes_exactly(tmp_path, flag):
+    """diversity_floor_after and word_twin_after: the term joins from the step after the
+    first evaluation that reaches the bar (step 4 here), and a run killed at that step
+    resumes with the gate open, to the uninterrupted run's weights. Until then the run is
+    the one whose gate never opens."""
+    over, model_over, (bad_cfg, bad_model, bad_match) = GATED_TERMS[flag]
+    model = dataclasses.replace(MODEL, decoder="coord", **model_over)
+    cfg = dataclasses.replace(TRAIN, steps=6, ckpt_every=2, eval_every=2, lr_g=1e-2, **over)
+    setting = next(k for k in over if k.endswith("_after"))
     whole = train(tiny_data(), model, cfg, tmp_path / "whole", eval_fn=_scripted([0.2, 0.9, 0.5]))
-    floor = pd.read_parquet(tmp_path / "whole" / "metrics.parquet")["floor_on"].tolist()
-    assert floor == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    on = pd.read_parquet(tmp_path / "whole" / "metrics.parquet")[flag].tolist()
+    assert on == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
     train(tiny_data(), model, dataclasses.replace(cfg, steps=4), tmp_path / "cut", eval_fn=_scripted([0.2, 0.9]))
     cut = train(tiny_data(), model, cfg, tmp_path / "cut", eval_fn=_scripted([0.5]))
     assert cut["resumed_from"] == 4
-    assert pd.read_parquet(tmp_path / "cut" / "metrics.parquet")["floor_on"].tolist() == floor
+    assert pd.read_parquet(tmp_path / "cut" / "metrics.parquet")[flag].tolist() == on
     never = train(tiny_data(), model, cfg, tmp_path / "never", eval_fn=_scripted([0.2, 0.3, 0.5]))
     a, b, c = (_state(Path(r["checkpoint"]))["generator"] for r in (whole, cut, never))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
     four = [_state(tmp_path / run / "ckpt-000004.pt")["generator"] for run in ("whole", "never")]
     assert all(torch.equal(four[0][k], four[1][k]) for k in four[0])
-    for bad, match in ((dict(diversity_floor=0.0), "diversity_floor > 0"),
-                       (dict(eval_every=0), "eval_every > 0"),
-                       (dict(diversity_floor_after=1.5), r"\[0, 1\]")):
+    for cfg_bad, model_bad, match in ((bad_cfg, bad_model, bad_match),
+                                      (dict(eval_every=0), {}, "eval_every > 0"),
+                                      ({setting: 1.5}, {}, r"\[0, 1\]")):
         with pytest.raises(ValueError, match=match):
-            train(tiny_data(), model, dataclasses.replace(cfg, **bad), tmp_path / "bad",
-                  eval_fn=_scripted([1.0] * 3))
+            train(tiny_data(), dataclasses.replace(model, **model_bad), dataclasses.replace(cfg, **cfg_bad),
+                  tmp_path / "bad", eval_fn=_scripted([1.0] * 3))
     with pytest.raises(KeyError, match="seen_all_correct"):
         train(tiny_data(), model, cfg, tmp_path / "no-metric", eval_fn=lambda m: {"seen_variety": 1.0})
 
