@@ -128,7 +128,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # 0 = no EMA generator
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
     diversity_weight: float = 0.0  # the diversity term for G (same caption, two z; its form: diversity_form); 0 = off
-    diversity_on: str = "frame"  # what the mode-seeking term pulls apart: frame (the first frame's pixels) | start (the object's start position; decoders that place an object)
+    diversity_on: str = "frame"  # what the mode-seeking term pulls apart: frame (the first frame's pixels) | start (the object's start position; decoders that place an object) | across (only the start's offset across the clip's motion)
     diversity_form: str = "msgan"  # msgan (1 / the batch's mean distance ratio) | dsgan (per pair, the ratio capped at diversity_tau)
     diversity_tau: float = 0.1  # dsgan and diversity_floor: the distance ratio beyond which a pair is apart enough
     diversity_floor: float = 0.0  # weight of DSGAN's per-pair term (capped at diversity_tau) added to the msgan term: it pushes only the pairs still too close; 0 = off

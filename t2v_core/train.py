@@ -36,6 +36,7 @@ from t2v_core.generate import (
 from t2v_core.model import (
     Discriminator,
     Generator,
+    across_motion,
     bag_of_words,
     box_fill,
     box_reach,
@@ -53,7 +54,7 @@ WARMUP_STREAM = 104_729
 # State-dict tensors with one row per vocabulary word: a warm start copies them by token.
 BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twin.weight", "word_twin.bias")
 # What the mode-seeking term compares (TrainConfig.diversity_on).
-DIVERSITY_ON = ("frame", "start")
+DIVERSITY_ON = ("frame", "start", "across")
 # How it measures them (TrainConfig.diversity_form).
 DIVERSITY_FORMS = ("msgan", "dsgan")
 # Terms of G's loss that can wait for the prompts to be learnt: the flag that says the term
@@ -375,9 +376,14 @@ class _Run:
                 # clips the easiest way to differ was a z-driven path that ignored the text.
                 # "frame" compares the first frames' pixels, whose gradient reaches the
                 # position only through the sprite's sub-pixel offset (the paste is whole
-                # pixels); "start" compares the start positions themselves.
-                first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
-                pair = (first[:half], first[half:2 * half], z[:half], z[half:2 * half])
+                # pixels); "start" compares the start positions themselves, "across" only
+                # their offsets across the motion (losses.across_motion).
+                if tcfg.diversity_on == "across":
+                    out = across_motion(drawn.path[:half], drawn.path[half:2 * half])
+                else:
+                    first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
+                    out = (first[:half], first[half:2 * half])
+                pair = (*out, z[:half], z[half:2 * half])
                 loss_g = loss_g + tcfg.diversity_weight * self.spread(*pair)
                 if self.on.get("floor_on"):
                     # The batch-mean ratio is met by a few pairs far apart while others sit
@@ -482,8 +488,8 @@ def train(
                              f"{needs}, eval_every > 0 and an evaluation function")
     gated = {flag: getattr(train_cfg, GATES[flag]) for flag in GATES
              if getattr(train_cfg, GATES[flag]) > 0}  # flag -> its bar
-    if train_cfg.diversity_on == "start" and model_cfg.decoder == "frame":
-        raise ValueError("[train] diversity_on = 'start' needs an object's start position; "
+    if train_cfg.diversity_on in ("start", "across") and model_cfg.decoder == "frame":
+        raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r} needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")
     if train_cfg.word_twin_weight < 0:
         raise ValueError(f"[train] word_twin_weight = {train_cfg.word_twin_weight} must be >= 0")

@@ -17,6 +17,7 @@ from t2v_core.model import (
     Generator,
     TextEncoder,
     TokenAttention,
+    across_motion,
     bag_of_words,
     box_fill,
     box_reach,
@@ -494,3 +495,19 @@ def test_diversity_sensitivity_pushes_only_the_pairs_that_are_too_close():
     assert (grad[1] == 0).all(), grad
     (grad_ms,) = torch.autograd.grad(mode_seeking(a, b, z_a, z_b), a)
     assert (grad_ms[1] != 0).all() and torch.allclose(grad_ms[0, 0].abs(), grad_ms[1, 0].abs())
+
+
+def test_across_motion_keeps_only_the_start_offset_across_the_travel():
+    """diversity_on = "across": two clips moving right that start 0.2 apart along x and 0.1
+    apart along y differ by 0.1 across their motion, and the gradient reaches only the
+    start, across the motion (the direction of travel is detached)."""
+    t = torch.linspace(0, 1, 4)[None, :, None]
+    a = (torch.tensor([[[-0.3, 0.1]]]) + t * torch.tensor([[[0.5, 0.0]]])).requires_grad_(True)
+    b = torch.tensor([[[-0.1, 0.0]]]) + t * torch.tensor([[[0.4, 0.0]]])
+    out_a, out_b = across_motion(a, b)
+    assert out_a.shape == (1, 1) and torch.allclose(out_a - out_b, torch.tensor([[0.1]]))
+    (grad,) = torch.autograd.grad(out_a.sum(), a)
+    assert torch.allclose(grad[0, 0], torch.tensor([0.0, 1.0])) and (grad[0, 1:] == 0).all(), grad
+    up = torch.tensor([[[0.05, 0.2]]]) + t * torch.tensor([[[0.0, -0.6]]])  # moving up
+    out_a, out_b = across_motion(up, up + torch.tensor([0.0, 0.15]))  # 0.15 apart along the motion
+    assert torch.allclose(out_a, out_b)

@@ -16,7 +16,7 @@ from t2v_core.config import ModelConfig, TrainConfig
 from t2v_core.corpus.synthetic import caption_for, render_clip
 from t2v_core.generate import (list_checkpoints, load_checkpoint, model_checkpoint, model_config_from_dict,
                                newest_checkpoint)
-from t2v_core.model import Generator
+from t2v_core.model import Generator, across_motion
 from t2v_core.model.text_encoder import centre_vectors
 from t2v_core.text import is_stop_word
 from t2v_core.train import TrainData, train
@@ -231,8 +231,9 @@ def test_word_warmup_trains_only_the_word_classifier_and_resumes_exactly(tmp_pat
         train(tiny_data(), model, dataclasses.replace(cfg, word_weight=0.0), tmp_path / "no-words")
 
 
-def _start_spread(checkpoint: str, data: TrainData) -> float:
-    """Mean distance between the start positions that two noise draws give each caption."""
+def _start_spread(checkpoint: str, data: TrainData, across: bool = False) -> float:
+    """Mean distance between the start positions that two noise draws give each caption
+    (across: only their offsets across the motion, losses.across_motion)."""
     ckpt = load_checkpoint(checkpoint)
     gen = Generator(model_config_from_dict(ckpt["model_config"]))
     gen.load_state_dict(ckpt["generator"])
@@ -240,26 +241,32 @@ def _start_spread(checkpoint: str, data: TrainData) -> float:
     ids, lengths = torch.from_numpy(data.token_ids).long(), torch.from_numpy(data.lengths).long()
     z = torch.randn(2, len(ids), gen.cfg.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        a, b = (gen.draw(ids, lengths, zi).path[:, 0] for zi in z)
-    return float((a - b).norm(dim=1).mean())
+        a, b = (gen.draw(ids, lengths, zi).path for zi in z)
+    if across:
+        a, b = across_motion(a, b)
+    return float((a[:, 0] - b[:, 0]).norm(dim=-1).mean())
 
 
 def test_start_diversity_pulls_start_positions_apart_and_needs_a_placed_object(tmp_path):
     """diversity_on = "start": the mode-seeking term compares where the two draws of a caption
     start, so it spreads the start positions apart further than the same weight on the first
     frame's pixels, whose gradient reaches the position only through the sprite's sub-pixel
-    offset, and both further than no term at all. Same seed, same steps."""
+    offset, and both further than no term at all; "across" spreads the offsets across the
+    motion further than no term does. Same seed, same steps."""
     model = dataclasses.replace(MODEL, decoder="coord")
     cfg = dataclasses.replace(TRAIN, steps=20, ckpt_every=20, eval_every=0, lr_g=1e-2, diversity_weight=1.0)
     runs = {"none": dict(diversity_weight=0.0), "frame": dict(diversity_on="frame"),
-            "start": dict(diversity_on="start")}
-    spread = {name: _start_spread(train(tiny_data(), model, dataclasses.replace(cfg, **over),
-                                        tmp_path / name)["checkpoint"], tiny_data())
-              for name, over in runs.items()}
+            "start": dict(diversity_on="start"), "across": dict(diversity_on="across")}
+    ckpts = {name: train(tiny_data(), model, dataclasses.replace(cfg, **over), tmp_path / name)["checkpoint"]
+             for name, over in runs.items()}
+    spread = {name: _start_spread(c, tiny_data()) for name, c in ckpts.items()}
     assert spread["start"] > 1.2 * spread["frame"] > 1.2 * spread["none"], spread
-    with pytest.raises(ValueError, match="start position"):
-        train(tiny_data(), dataclasses.replace(MODEL, decoder="frame"),
-              dataclasses.replace(cfg, diversity_on="start"), tmp_path / "frame-decoder")
+    across = {name: _start_spread(ckpts[name], tiny_data(), across=True) for name in ("none", "across")}
+    assert across["across"] > 1.2 * across["none"], across
+    for on in ("start", "across"):
+        with pytest.raises(ValueError, match="start position"):
+            train(tiny_data(), dataclasses.replace(MODEL, decoder="frame"),
+                  dataclasses.replace(cfg, diversity_on=on), tmp_path / "frame-decoder")
     with pytest.raises(ValueError, match="diversity_on"):
         train(tiny_data(), model, dataclasses.replace(cfg, diversity_on="clip"), tmp_path / "typo")
 

@@ -9,6 +9,7 @@ from t2v_core.model.attention import TokenAttention
 from t2v_core.model.discriminator import Discriminator
 from t2v_core.model.generator import Generator
 from t2v_core.model.losses import (
+    across_motion,
     bag_of_words,
     box_fill,
     box_reach,
@@ -29,6 +30,7 @@ __all__ = [
     "d_loss",
     "g_loss",
     "r1_penalty",
+    "across_motion",
     "diversity_sensitivity",
     "mode_seeking",
     "bag_of_words",

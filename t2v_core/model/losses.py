@@ -65,6 +65,18 @@ def mode_seeking(video_a: torch.Tensor, video_b: torch.Tensor, z_a: torch.Tensor
     return 1.0 / (ratio + eps)
 
 
+def across_motion(path_a: torch.Tensor, path_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paths (N, T, 2) of pairs of clips -> each clip's start (N, 1) as its offset across the
+    pair's motion: along the two clips' summed travel, detached and turned by 90 degrees.
+    The corpus draws that offset uniformly over the frame, but the start along the motion
+    only within the room its travel leaves, so a start pushed along the motion shortens
+    the path that shows the direction word."""
+    travel = (path_a[:, -1] - path_a[:, 0] + path_b[:, -1] - path_b[:, 0]).detach()
+    unit = travel / travel.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    across = torch.stack([-unit[:, 1], unit[:, 0]], 1)
+    return (path_a[:, 0] * across).sum(1, keepdim=True), (path_b[:, 0] * across).sum(1, keepdim=True)
+
+
 def diversity_sensitivity(out_a: torch.Tensor, out_b: torch.Tensor, z_a: torch.Tensor,
                           z_b: torch.Tensor, tau: float) -> torch.Tensor:
     """The diversity-sensitive term of DSGAN (Yang et al. 2019) for G, per pair: how far two
