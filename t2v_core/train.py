@@ -57,20 +57,31 @@ BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twi
 DIVERSITY_ON = ("frame", "start", "across")
 # How it measures them (TrainConfig.diversity_form).
 DIVERSITY_FORMS = ("msgan", "dsgan")
+
+
+@dataclass(frozen=True)
+class _Gate:
+    setting: str  # the TrainConfig field holding the bar on GATE_METRIC; 0 = on from the first step
+    term: str  # what the gate starts, for messages
+    needs: str  # what gives a run that term, for messages
+
+
 # Terms of G's loss that can wait for the prompts to be learnt: the flag that says the term
-# is on (also its metrics.parquet column) -> the TrainConfig setting with its bar on
-# GATE_METRIC. 0 = on from the first step.
-GATES = {"floor_on": "diversity_floor_after", "twin_on": "word_twin_after"}
+# is on (also its metrics.parquet column) -> its gate. _gated_terms says which a run has.
+GATES = {
+    "floor_on": _Gate("diversity_floor_after", "diversity_floor", "diversity_floor > 0"),
+    "twin_on": _Gate("word_twin_after", "G's term against the twin", "[model] word_twin"),
+}
 # The evaluation metric that the gates wait for.
 GATE_METRIC = "seen_all_correct"
 
 Progress = Callable[[int, int, dict], None]
+EvalFn = Callable[[Text2Video], dict]
 
 
 def _gated_terms(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, bool]:
     """Which of the GATES' terms this run's loss has."""
     return {"floor_on": train_cfg.diversity_floor > 0, "twin_on": model_cfg.word_twin}
-EvalFn = Callable[[Text2Video], dict]
 
 
 @dataclass
@@ -186,7 +197,7 @@ class _Run:
         self.step = 0
         # The gated terms this run has (GATES), each on from the first step or once an
         # evaluation has reached its bar (train() opens the gate; on resume, from the rows).
-        self.on = {flag: getattr(train_cfg, GATES[flag]) <= 0
+        self.on = {flag: getattr(train_cfg, GATES[flag].setting) <= 0
                    for flag, has in _gated_terms(model_cfg, train_cfg).items() if has}
         self.init_from: str | None = None  # the checkpoint a warm start copied weights from
 
@@ -475,19 +486,15 @@ def train(
                          f"{train_cfg.diversity_weight} and {train_cfg.diversity_form!r}")
     if train_cfg.diversity_floor < 0:
         raise ValueError(f"[train] diversity_floor = {train_cfg.diversity_floor} must be >= 0")
-    gate_term = {"diversity_floor_after": ("diversity_floor", "diversity_floor > 0"),
-                 "word_twin_after": ("G's term against the twin", "[model] word_twin")}
+    bars = {flag: getattr(train_cfg, gate.setting) for flag, gate in GATES.items()}
     for flag, has in _gated_terms(model_cfg, train_cfg).items():
-        setting = GATES[flag]
-        after = getattr(train_cfg, setting)
-        if not 0 <= after <= 1:
-            raise ValueError(f"[train] {setting} = {after} is an accuracy: use a value in [0, 1]")
-        if after > 0 and (not has or eval_fn is None or train_cfg.eval_every <= 0):
-            term, needs = gate_term[setting]
-            raise ValueError(f"[train] {setting} waits for an evaluation to start {term}; it needs "
-                             f"{needs}, eval_every > 0 and an evaluation function")
-    gated = {flag: getattr(train_cfg, GATES[flag]) for flag in GATES
-             if getattr(train_cfg, GATES[flag]) > 0}  # flag -> its bar
+        gate, bar = GATES[flag], bars[flag]
+        if not 0 <= bar <= 1:
+            raise ValueError(f"[train] {gate.setting} = {bar} is an accuracy: use a value in [0, 1]")
+        if bar > 0 and (not has or eval_fn is None or train_cfg.eval_every <= 0):
+            raise ValueError(f"[train] {gate.setting} waits for an evaluation to start {gate.term}; it "
+                             f"needs {gate.needs}, eval_every > 0 and an evaluation function")
+    gated = {flag: bar for flag, bar in bars.items() if bar > 0}
     if train_cfg.diversity_on in ("start", "across") and model_cfg.decoder == "frame":
         raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r} needs an object's start position; "
                          "decoder 'frame' places none, so use diversity_on = 'frame'")
@@ -554,7 +561,7 @@ def train(
                 if run.on[flag]:
                     continue
                 if GATE_METRIC not in scores:
-                    raise KeyError(f"[train] {GATES[flag]} reads {GATE_METRIC!r}, which is not "
+                    raise KeyError(f"[train] {GATES[flag].setting} reads {GATE_METRIC!r}, which is not "
                                    f"one of the evaluation's metrics {sorted(scores)}")
                 # From the next step on: this step's losses were computed before it was judged.
                 run.on[flag] = scores[GATE_METRIC] >= bar
