@@ -19,10 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 import torch
-from PIL import Image
 
 from t2v_core.config import ModelConfig, TrainConfig
 from t2v_core.generate import (
@@ -47,7 +44,8 @@ from t2v_core.model import (
     r1_penalty,
     word_loss,
 )
-from t2v_core.store import atomic_path, atomic_write_text, write_parquet
+from t2v_core import run_records
+from t2v_core.store import atomic_path, atomic_write_text
 
 # Seed offset of the word classifier's warm-up draws, apart from every step's (step_rng).
 WARMUP_STREAM = 104_729
@@ -524,8 +522,8 @@ def train(
     ckpt = _resume_point(run_dir)
     if ckpt is not None:
         run.load(ckpt, data)
-        rows = _load_metrics(run_dir / "metrics.parquet", run.step)
-        best = _load_selection(run_dir, run.step)
+        rows = run_records.load_metrics(run_dir / "metrics.parquet", run.step)
+        best = run_records.load_selection(run_dir, run.step)
         for flag, bar in gated.items():
             run.on[flag] = any(r.get(f"eval_{GATE_METRIC}", -1.0) >= bar for r in rows)
     elif init_from is not None:
@@ -603,79 +601,7 @@ def train(
 
 def _checkpoint(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, Any]]) -> Path:
     path = save_checkpoint(run.state(data), run_dir / f"ckpt-{run.step:06d}.pt")
-    _write_metrics(run_dir / "metrics.parquet", rows)
-    _plot_losses(run_dir / "loss.png", rows)
-    _sample_sheet(run_dir / f"samples-{run.step:06d}.png", run.sampler(data), data)
+    run_records.write_metrics(run_dir / "metrics.parquet", rows)
+    run_records.plot_losses(run_dir / "loss.png", rows)
+    run_records.sample_sheet(run_dir / f"samples-{run.step:06d}.png", run.sampler(data), data)
     return path
-
-
-def _load_selection(run_dir: Path, upto: int) -> dict[str, Any] | None:
-    """The selection a resumed run continues from; one made after the resumed step (its
-    newer checkpoint was unreadable) is redone, like the steps after it."""
-    path = run_dir / SELECTED
-    if not path.is_file():
-        return None
-    best = json.loads(path.read_text())
-    if best["step"] > upto:
-        path.unlink()
-        return None
-    return best
-
-
-def _load_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
-    """Rows logged up to the resumed step; rows of steps after it are redone."""
-    if not path.is_file():
-        return []
-    df = pd.read_parquet(path)
-    return [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
-            for r in df[df["step"] <= upto].to_dict("records")]
-
-
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    df = pd.DataFrame(rows)
-    df["step"] = df["step"].astype("int64")
-    write_parquet(pa.Table.from_pandas(df, preserve_index=False), path)
-
-
-def _plot_losses(path: Path, rows: list[dict[str, Any]]) -> None:
-    # The object-oriented Figure API: no pyplot global state, no GUI backend needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not rows:
-        return
-    df = pd.DataFrame(rows)
-    fig = Figure(figsize=(8, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    win = max(1, len(df) // 50)
-    for col in ("loss_d", "loss_g"):
-        ax.plot(df["step"], df[col].rolling(win, min_periods=1).mean(), label=col)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    evals = [c for c in df.columns if c.startswith("eval_")]  # shares in [0, 1]
-    if evals:
-        ax2 = ax.twinx()
-        for col in evals:
-            sub = df[["step", col]].dropna()
-            ax2.plot(sub["step"], sub[col], "o--", label=col)
-        ax2.set_ylim(0, 1)
-        ax2.set_ylabel("accuracy")
-        ax2.legend(loc="upper right", fontsize=7)
-    ax.legend(loc="upper left", fontsize=7)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-
-
-def _sample_sheet(path: Path, model: Text2Video, data: TrainData, n: int = 8) -> None:
-    """One row per caption (the first distinct training captions), one column per frame."""
-    n = min(n, len(data.caption_clip))
-    videos = model.generate(data.token_ids[:n], data.lengths[:n], seeds=list(range(n)))
-    real = np.asarray(data.clips[data.caption_clip[:n]])
-    rows = [np.concatenate([np.concatenate(list(r), 1), np.concatenate(list(f), 1)], 1)
-            for r, f in zip(real, videos, strict=True)]  # real clip | generated clip
-    sheet = np.concatenate(rows, 0)
-    with atomic_path(path) as tmp:
-        Image.fromarray(sheet).save(tmp, format="png")
