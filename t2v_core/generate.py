@@ -18,6 +18,7 @@ import torch
 
 from t2v_core.config import ModelConfig
 from t2v_core.model import Generator
+from t2v_core.store import atomic_path
 
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 
@@ -74,6 +75,24 @@ def model_checkpoint(run_dir: Path) -> Path | None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint dict; weights_only=True, so a checkpoint cannot run code when loaded."""
     return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """torch.save to a temporary sibling, then rename: a kill mid-save leaves no ckpt-*.pt."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def resume_point(run_dir: Path) -> dict[str, Any] | None:
+    """The newest checkpoint that loads. Saves are atomic, so a broken one means damage
+    from outside; it is skipped for the one before it rather than failing the run."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return load_checkpoint(path)
+        except Exception:  # noqa: BLE001 - any unreadable file: fall back to an older one
+            continue
+    return None
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:

@@ -28,6 +28,8 @@ from t2v_core.generate import (
     list_checkpoints,
     load_checkpoint,
     resolve_device,
+    resume_point,
+    save_checkpoint,
     to_uint8,
 )
 from t2v_core.model import (
@@ -45,7 +47,7 @@ from t2v_core.model import (
     word_loss,
 )
 from t2v_core import run_records
-from t2v_core.store import atomic_path, atomic_write_text
+from t2v_core.store import atomic_write_text
 
 # Seed offset of the word classifier's warm-up draws, apart from every step's (step_rng).
 WARMUP_STREAM = 104_729
@@ -414,24 +416,6 @@ class _Run:
             }
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """torch.save to a temporary sibling, then rename: a kill mid-save leaves no ckpt-*.pt."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
-
-
-def _resume_point(run_dir: Path) -> dict[str, Any] | None:
-    """The newest checkpoint that loads. Saves are atomic, so a broken one means damage
-    from outside; it is skipped for the one before it rather than failing the run."""
-    for path in reversed(list_checkpoints(run_dir)):
-        try:
-            return load_checkpoint(path)
-        except Exception:  # noqa: BLE001 - any unreadable file: fall back to an older one
-            continue
-    return None
-
-
 def train(
     data: TrainData,
     model_cfg: ModelConfig,
@@ -519,7 +503,7 @@ def train(
     run = _Run(data, model_cfg, train_cfg, device)
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None  # the selected checkpoint so far (best.json)
-    ckpt = _resume_point(run_dir)
+    ckpt = resume_point(run_dir)
     if ckpt is not None:
         run.load(ckpt, data)
         rows = run_records.load_metrics(run_dir / "metrics.parquet", run.step)
