@@ -403,10 +403,12 @@ def test_the_attention_ablation_of_each_profile_trains(tmp_path):
     for name in ("demo", "full"):
         profile = load_profile(name)
         assert profile.train.mask_size_weight > 0 and profile.model.look_content
+        assert profile.model.word_twin and profile.train.word_twin_after > 0  # the gated twin
         ablated = profile.without_attention()
         assert not ablated.model.attention and ablated.train.fill_weight == profile.train.fill_weight
         run = dataclasses.replace(ablated.train, steps=2, batch_size=4, ckpt_every=2, eval_every=0,
-                                  select_by="", word_warmup=0, threads=1, max_minutes=0.0)
+                                  select_by="", word_warmup=0, threads=1, max_minutes=0.0,
+                                  word_twin_after=0.0, diversity_floor_after=0.0)
         summary = train(data, dataclasses.replace(ablated.model, **size), run, tmp_path / name)
         assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_g"])
         with pytest.raises(ValueError, match="mask_size_weight"):
