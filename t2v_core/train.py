@@ -434,7 +434,8 @@ def train(
 
     Writes ckpt-000500.pt ... every ``ckpt_every`` steps and at the end, metrics.parquet
     (losses per step, eval metrics every ``eval_every``), loss.png, samples-000500.png and
-    config.json. Stops at ``steps`` or after ``max_minutes`` of training, whichever is first.
+    config.json. Stops at ``steps`` or after ``max_minutes`` of training, whichever is first;
+    the step a run stops on for time is evaluated (and may be selected) as well.
 
     With ``select_by`` (early stopping's model selection), an evaluation step whose metric
     is the best so far gets a checkpoint and becomes ``best.json``, the checkpoint that
@@ -536,7 +537,11 @@ def train(
                                "seconds": time.monotonic() - t0}
         row.update({flag: float(on) for flag, on in run.on.items()})  # the state this step trained with
         improved = False
-        if eval_fn is not None and train_cfg.eval_every > 0 and run.step % train_cfg.eval_every == 0:
+        # The step the budget ends on is evaluated too: a run stopped at 1,629 steps would
+        # otherwise publish nothing trained after step 1,500.
+        late = time.monotonic() - t0 > budget
+        if (eval_fn is not None and train_cfg.eval_every > 0
+                and (run.step % train_cfg.eval_every == 0 or late)):
             scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
             row.update({f"eval_{k}": v for k, v in scores.items()})
             for flag, bar in gated.items():
@@ -554,7 +559,7 @@ def train(
                 # Ties go to the later step: as good, and trained longer.
                 improved = best is None or scores[train_cfg.select_by] >= best["value"]
         rows.append(row)
-        out_of_time = time.monotonic() - t0 > budget
+        out_of_time = late or time.monotonic() - t0 > budget
         if (run.step % train_cfg.ckpt_every == 0 or run.step == train_cfg.steps or out_of_time
                 or improved):
             last_ckpt = _checkpoint(run, data, run_dir, rows)

@@ -446,6 +446,18 @@ def test_wall_clock_budget_stops_and_checkpoints(tmp_path):
     assert newest_checkpoint(tmp_path).name == "ckpt-000001.pt"
 
 
+def test_the_step_a_budget_stops_on_is_evaluated_and_can_be_selected(tmp_path):
+    # eval_every = 2 would first evaluate at step 2; the budget ends the run at step 1.
+    cfg = dataclasses.replace(TRAIN, steps=1000, eval_every=2, max_minutes=1e-9,
+                              select_by="seen_all_correct")
+    summary = train(tiny_data(), MODEL, cfg, tmp_path, eval_fn=_scripted([0.7]))
+    assert summary["stopped_early"] and summary["steps"] == 1
+    assert summary["selected"] == {"checkpoint": "ckpt-000001.pt", "step": 1,
+                                   "metric": "seen_all_correct", "value": 0.7}
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert metrics.set_index("step")["eval_seen_all_correct"].to_dict() == {1: 0.7}
+
+
 def grown(data: TrainData) -> TrainData:
     """The same corpus after the vocabulary grew by one word that sorts first: every old
     word's id moves by one, as after a nightly re-embed."""
