@@ -226,6 +226,22 @@ def test_box_fill_tells_a_small_object_with_tails_from_one_that_fills_its_box():
     assert float(filled) < 0.4 and float(box_fill(filled)) > 0.05, float(filled)
 
 
+def test_path_reach_bounds_the_centres_and_lets_them_reach_the_corpus_range():
+    """A small object's centre sits anywhere in [4, 28] of a 32-pixel corpus frame, (-0.75,
+    0.75) normalised; the default reach of 0.5 cannot get there, 0.75 can."""
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    for reach in (0.5, 0.75):
+        gen = Generator(dataclasses.replace(CFG, decoder="coord", path_reach=reach))
+        with torch.no_grad():  # every step pushes towards the corner
+            gen.where.weight.zero_()
+            gen.where.bias.fill_(3.0)
+        path = gen.draw(ids, lengths, z).path
+        assert float(path.abs().max()) <= reach and float(path[:, -1].abs().min()) > 0.98 * reach
+    with pytest.raises(ValueError, match="path_reach"):
+        Generator(dataclasses.replace(CFG, decoder="coord", path_reach=0.0))
+
+
 def test_generator_reports_reach_only_for_the_coord_decoder():
     ids, lengths = _batch()
     gen = Generator(dataclasses.replace(CFG, decoder="coord"))

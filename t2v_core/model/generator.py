@@ -24,7 +24,7 @@ class Drawn(NamedTuple):
     attn: torch.Tensor | None  # (B, T, heads, L), None without attention
     reached: torch.Tensor | None  # (B, T, 4) how far the object reaches its box's sides; with reach only
     filled: torch.Tensor | None  # (B, T) the share of its box the object covers; with reach only
-    path: torch.Tensor | None  # (B, T, 2) the object's centre per frame, (x, y) in (-1/2, 1/2); placed decoders only
+    path: torch.Tensor | None  # (B, T, 2) the object's centre per frame, (x, y) in (-path_reach, path_reach); placed decoders only
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -248,6 +248,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         if cfg.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
+        if not 0 < cfg.path_reach <= 1:
+            raise ValueError(f"[model] path_reach = {cfg.path_reach} is a share of the half frame; use (0, 1]")
         placed = cfg.decoder in ("object", "scaled", "coord", "sprite")
         n_up = check_frame_size(cfg) - (1 if placed else 0)
         if n_up < 1:
@@ -484,15 +486,19 @@ class Generator(nn.Module):
         return self.to_rgb(x)
 
     def centres(self, states: torch.Tensor) -> torch.Tensor:
-        """Sprite centres (B, T, 2) as (x, y) in (-1/2, 1/2), normalised coordinates.
+        """Sprite centres (B, T, 2) as (x, y) in (-r, r), normalised coordinates (the frame
+        is (-1, 1); r is [model] path_reach).
 
         Frame t's state gives a start (t = 0) or a step (t > 0), and the path is their
         running sum: a constant step, which the GRU can hold with a constant state, is a
         straight line at constant speed, so motion is smooth by construction and the
-        direction word only has to set the sign of one step. tanh keeps the sprite inside.
+        direction word only has to set the sign of one step. tanh keeps the centre within
+        path_reach. At 0.5 a 32-pixel frame's centres lie in (8, 24), where the corpus puts a
+        small object's anywhere in [4, 28]: the starts then piled against the bound, where
+        tanh is flat, and two draws of a caption met there (README "Where variety goes").
         """
         raw = self.where(states)  # (B, T, 2)
-        return 0.5 * torch.tanh(torch.cumsum(raw, dim=1))
+        return self.cfg.path_reach * torch.tanh(torch.cumsum(raw, dim=1))
 
     def _place(self, sprite: torch.Tensor, path: torch.Tensor,
                scale: torch.Tensor | None = None) -> torch.Tensor:
