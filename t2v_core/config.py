@@ -2,7 +2,7 @@
 
 Profiles are TOML files (``data/profiles/<name>.toml``) whose tables are named after the
 sections below. A profile only lists what it changes; everything else keeps the defaults
-written here. Each stage's cache key digests its own section, so changing, say,
+written here, or, with ``extends = "demo"``, the settings of the profile it extends. Each stage's cache key digests its own section, so changing, say,
 ``[train] steps`` reruns train and what follows it, and nothing upstream.
 """
 
@@ -247,14 +247,38 @@ def profile_from_dict(data: dict[str, Any], name: str = "custom") -> Profile:
     return profile.override(**{k: v for k, v in data.items() if k in sections})
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
-    """Load a shipped profile by name (``demo``, ``full``) or any TOML file by path."""
+def _profile_path(name_or_path: str | Path, relative_to: Path = PROFILES_DIR) -> Path:
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = PROFILES_DIR / f"{name_or_path}.toml"
+        return PROFILES_DIR / f"{name_or_path}.toml"  # a name is always a shipped profile
+    return path if path.is_absolute() else relative_to / path
+
+
+def _profile_data(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile file's settings, merged section by section over those of the profile it
+    ``extends`` (a shipped name, or a TOML path relative to the file), if any."""
     if not path.is_file():
         shipped = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
-        raise FileNotFoundError(f"no profile {name_or_path!r}; shipped profiles: {shipped}")
+        raise FileNotFoundError(f"no profile {str(path)!r}; shipped profiles: {shipped}")
+    if path.resolve() in seen:
+        chain = " -> ".join(p.name for p in (*seen, path.resolve()))
+        raise ValueError(f"profiles extend each other in a loop: {chain}")
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return profile_from_dict(data, name=path.stem)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ValueError(f"{path.name}: extends must be a profile name or a .toml path, got {base!r}")
+    merged = _profile_data(_profile_path(base, path.parent), (*seen, path.resolve()))
+    merged.pop("name", None)  # the name is the extending profile's own
+    for key, value in data.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a shipped profile by name (``demo``, ``full``) or any TOML file by path. A
+    profile may start from another (``extends = "demo"``) and list only what it changes."""
+    path = _profile_path(name_or_path, Path.cwd())
+    return profile_from_dict(_profile_data(path), name=path.stem)

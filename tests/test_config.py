@@ -11,6 +11,32 @@ def test_shipped_profiles_load_and_differ_from_defaults():
     assert tiny.synth.n_videos < demo.synth.n_videos
     # the generator's native clip size is the full profile's
     assert (full.frames.height, full.frames.width, full.frames.frames) == (64, 64, 16)
+    assert (full.model.height, full.model.width, full.model.frames) == (64, 64, 16)
+
+
+def test_full_profile_is_the_demo_recipe_at_full_size():
+    demo, full = load_profile("demo"), load_profile("full")
+    changed = {s: {k for k, v in full.section(s).items() if demo.section(s)[k] != v}
+               for s in ("model", "train", "embed", "evaluate")}
+    assert changed == {"model": {"height", "width", "frames"}, "train": {"max_minutes"},
+                       "embed": set(), "evaluate": set()}
+
+
+def test_a_profile_extends_another_section_by_section(tmp_path: Path):
+    (tmp_path / "base.toml").write_text('name = "base"\n[train]\nsteps = 7\nlr_g = 0.01\n')
+    (tmp_path / "child.toml").write_text('extends = "base.toml"\n[train]\nsteps = 9\n')
+    child = load_profile(tmp_path / "child.toml")
+    assert child.name == "child" and child.train.steps == 9 and child.train.lr_g == 0.01
+    (tmp_path / "mine.toml").write_text('extends = "demo"\n[train]\nseed = 3\n')
+    mine = load_profile(tmp_path / "mine.toml")
+    assert mine.train.seed == 3 and mine.model == load_profile("demo").model
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ValueError, match="loop: a.toml -> b.toml -> a.toml"):
+        load_profile(tmp_path / "a.toml")
+    (tmp_path / "lost.toml").write_text('extends = "gone.toml"\n')
+    with pytest.raises(FileNotFoundError, match="gone.toml"):
+        load_profile(tmp_path / "lost.toml")
 
 
 def test_override_changes_only_the_named_section():
