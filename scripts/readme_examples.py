@@ -1,0 +1,51 @@
+"""Copy a render run's GIFs into docs/examples and print the README's table of them.
+
+    t2v render data/catalogs/heldout.csv --model TRAIN_KEY -w WORKSPACE
+    .venv/bin/python scripts/readme_examples.py WORKSPACE/artifacts/render/RENDER_KEY
+
+The judge column is the judge's reading of the decoded WebM (what a browser plays), not
+of the model's tensors. A reading is right when each attribute it names is a word of the
+prompt; the script says how many of the rows it read right.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from t2v_core.judge import judge_clip
+from t2v_core.video import read_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("render_dir", type=Path, help="a render stage's artifact folder")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "examples")
+    args = ap.parse_args()
+    renders = pd.read_parquet(args.render_dir / "renders.parquet")
+    ok = renders[renders["status"] == "ok"]
+    if len(ok) < len(renders):
+        print(f"skipping {len(renders) - len(ok)} rows that did not render: "
+              f"{renders.loc[renders['status'] != 'ok', ['id', 'reason']].to_dict('records')}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    right = 0
+    print("| prompt | video | judge |\n| --- | --- | --- |")
+    for rec in ok.itertuples():
+        if not rec.gif or not rec.webm:
+            raise ValueError(f"row {rec.id} has no GIF and WebM; render with both formats")
+        shutil.copyfile(args.render_dir / rec.gif, args.out / f"{rec.id}.gif")
+        reading = judge_clip(read_video(args.render_dir / rec.webm)).attributes()
+        words = set(rec.prompt.split())
+        right += all(v is not None and v in words for v in reading.values())
+        shown = " ".join(str(reading[k]) for k in ("colour", "shape", "size", "direction"))
+        rel = (args.out / f"{rec.id}.gif").relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+        print(f'| {rec.prompt} | <img src="{rel}" width="96"> | {shown} |')
+    print(f"\nthe judge reads {right} of {len(ok)} right")
+
+
+if __name__ == "__main__":
+    main()
