@@ -1,6 +1,6 @@
-"""Claim: seconds per training step of the full profile (64x64, 16 frames, batch 64) on this
-machine, against the demo profile (32x32, 8 frames, batch 32) measured in the same run; and
-from it, how long the full profile's steps would take here.
+"""Claim: seconds per training step of the full profile (64x64, 16 frames) on this machine,
+against the demo profile (32x32, 8 frames) measured in the same run; and from it, how many
+steps the full profile's time budget buys here.
 
 Both profiles train through t2v_core.train.train on real Moving Shapes clips at their own
 size (rendered straight from render_clip) with word vectors drawn at random: the step's cost
@@ -84,8 +84,9 @@ def main() -> None:
         raise SystemExit(f"demo {demo_s:.3f}, full {full_s:.3f} s/step: a window this short is all "
                          "noise; take more steps")
     print(f"demo profile: {demo_s:.3f} s/step")
-    print(f"full profile: {full_s:.2f} s/step, {full_s / demo_s:.1f}x the demo's; its {full.train.steps:,} "
-          f"steps would take {full_s * full.train.steps / 3600:.1f} h here, 1,500 steps {full_s * 1500 / 3600:.1f} h")
+    print(f"full profile: {full_s:.2f} s/step, {full_s / demo_s:.1f}x the demo's; 1,500 steps (where the demo "
+          f"is selected) take {full_s * 1500 / 60:.0f} min here, and its {full.train.max_minutes:g}-minute "
+          f"budget buys about {full.train.max_minutes * 60 / full_s:,.0f} steps")
 
 
 if __name__ == "__main__":

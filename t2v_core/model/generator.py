@@ -495,7 +495,7 @@ class Generator(nn.Module):
         direction word only has to set the sign of one step. tanh keeps the centre within
         path_reach. At 0.5 a 32-pixel frame's centres lie in (8, 24), where the corpus puts a
         small object's anywhere in [4, 28]: the starts then piled against the bound, where
-        tanh is flat, and two draws of a caption met there (README "Where variety goes").
+        tanh is flat, and two draws of a caption met there (docs/experiments.md "Where variety goes").
         """
         raw = self.where(states)  # (B, T, 2)
         return self.cfg.path_reach * torch.tanh(torch.cumsum(raw, dim=1))
