@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS  := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test test-fast browser clean-workspace
+.PHONY: setup demo test test-fast debs clean-workspace
 
 setup: $(VENV)/.installed
 
@@ -22,11 +22,12 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/t2v run --profile demo
 
-# Debian's chromium, for the gallery's real-browser test.
-browser:
-	bash scripts/install_chromium.sh
+# Debian's chromium and postgresql-15, for the gallery's real-browser test and the dashboard
+# on PostgreSQL.
+debs:
+	bash scripts/install_test_debs.sh
 
-test: setup browser
+test: setup debs
 	$(BIN)/python -m pytest
 
 # Everything but the slow and server tests, for a quick local loop.

@@ -1,4 +1,4 @@
-"""The gallery in a real headless browser (Debian's chromium, from scripts/install_chromium.sh).
+"""The gallery in a real headless browser (Debian's chromium, from scripts/install_test_debs.sh).
 
 A small catalog is rendered, its folder served over HTTP on 127.0.0.1, and chromium loads a
 test-only page that holds the gallery in a same-origin iframe, waits until every <video> has
@@ -86,7 +86,7 @@ def moving_square(prompts: list[str], seeds: list[int]) -> list[np.ndarray | str
 def find_chromium() -> str:
     path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else "")
     if not path:
-        message = "chromium is not installed; run scripts/install_chromium.sh"
+        message = "chromium is not installed; run scripts/install_test_debs.sh"
         if os.environ.get("CI"):
             pytest.fail(message)  # CI installs it, so a missing browser there is a failure
         pytest.skip(message)
