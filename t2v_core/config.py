@@ -108,6 +108,7 @@ class ModelConfig:
     attn_heads: int = 4  # heads of the per-frame attention over token states
     decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
     path_reach: float = 0.5  # placed decoders: the object's centre stays within this share of the half frame from the middle (tanh); 1 = the whole frame
+    path_step_scale: float = 1.0  # placed decoders: each frame's step along the path is multiplied by this (a 16-frame clip at 7/15 starts out with an 8-frame clip's travel)
     g_channels: int = 64
     d_channels: int = 64
     look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form) | parts (as words; head 1 sets the size, the rest the shape)

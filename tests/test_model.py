@@ -242,6 +242,25 @@ def test_path_reach_bounds_the_centres_and_lets_them_reach_the_corpus_range():
         Generator(dataclasses.replace(CFG, decoder="coord", path_reach=0.0))
 
 
+def test_path_step_scale_scales_the_steps_and_keeps_the_start():
+    """path_step_scale multiplies each frame's step, not the start: with the same weights,
+    the scaled path starts where the unscaled one does, and its steps (before tanh) are the
+    unscaled ones times the scale."""
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    base = Generator(dataclasses.replace(CFG, decoder="coord", path_reach=1.0))
+    scaled = Generator(dataclasses.replace(CFG, decoder="coord", path_reach=1.0, path_step_scale=0.25))
+    scaled.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        p1, p2 = base.draw(ids, lengths, z).path, scaled.draw(ids, lengths, z).path
+    torch.testing.assert_close(p2[:, 0], p1[:, 0])
+    s1, s2 = torch.atanh(p1).diff(dim=1), torch.atanh(p2).diff(dim=1)
+    assert float(s1.abs().mean()) > 1e-3
+    torch.testing.assert_close(s2, 0.25 * s1, atol=1e-4, rtol=1e-3)
+    with pytest.raises(ValueError, match="path_step_scale"):
+        Generator(dataclasses.replace(CFG, decoder="coord", path_step_scale=0.0))
+
+
 def test_generator_reports_reach_only_for_the_coord_decoder():
     ids, lengths = _batch()
     gen = Generator(dataclasses.replace(CFG, decoder="coord"))

@@ -250,6 +250,8 @@ class Generator(nn.Module):
             raise ValueError(f"unknown decoder {cfg.decoder!r}; use one of {DECODERS}")
         if not 0 < cfg.path_reach <= 1:
             raise ValueError(f"[model] path_reach = {cfg.path_reach} is a share of the half frame; use (0, 1]")
+        if not cfg.path_step_scale > 0:
+            raise ValueError(f"[model] path_step_scale = {cfg.path_step_scale} multiplies each frame's step; use > 0")
         placed = cfg.decoder in ("object", "scaled", "coord", "sprite")
         n_up = check_frame_size(cfg) - (1 if placed else 0)
         if n_up < 1:
@@ -496,8 +498,13 @@ class Generator(nn.Module):
         path_reach. At 0.5 a 32-pixel frame's centres lie in (8, 24), where the corpus puts a
         small object's anywhere in [4, 28]: the starts then piled against the bound, where
         tanh is flat, and two draws of a caption met there (docs/experiments.md "Where variety goes").
+        path_step_scale multiplies each step: at init a step is ~0.15, so 16 unscaled steps
+        sum to ~2, where tanh's slope is 0.26, and a 16-frame model did not learn the
+        direction (docs/experiments.md "The full profile").
         """
         raw = self.where(states)  # (B, T, 2)
+        if self.cfg.path_step_scale != 1:
+            raw = torch.cat([raw[:, :1], raw[:, 1:] * self.cfg.path_step_scale], 1)
         return self.cfg.path_reach * torch.tanh(torch.cumsum(raw, dim=1))
 
     def _place(self, sprite: torch.Tensor, path: torch.Tensor,

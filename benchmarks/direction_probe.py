@@ -1,0 +1,111 @@
+"""Claim: where a model misses the direction, the generator fails, not the critic it learns from.
+
+G learns the direction word only through D: D's word classifier names the words of a video,
+and G is trained to make its videos name their caption's words. If D could not tell the
+directions of real clips apart, G would have nothing to learn from. This script reads a
+training run's checkpoints and prints, for each:
+
+- D's direction accuracy on real training clips (the baseline: what D can see), and on G's
+  videos of the same clips' canonical prompts ("a large cyan circle moves to the left"),
+  with the ratio of the two. The accuracy is the argmax over the four direction words only,
+  so chance is 0.25.
+- G's mean travel per direction word, first to last frame, in pixels (x right, y down):
+  a model that has learnt the word moves "left" by a negative x and little y.
+
+    .venv/bin/python benchmarks/direction_probe.py WORKSPACE/artifacts/train/KEY          # every checkpoint
+    .venv/bin/python benchmarks/direction_probe.py WORKSPACE/artifacts/train/KEY/ckpt-001750.pt
+
+The run folder's _manifest.json names the ingest, embed and frames artifacts it was trained on;
+they are read from the same workspace. The profile (``--profile``) only sets the tokenizer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
+
+from t2v_core.config import load_profile  # noqa: E402
+from t2v_core.corpus.synthetic import DIRECTIONS, prompt_for  # noqa: E402
+from t2v_core.datasets import load_clips  # noqa: E402
+from t2v_core.embeddings import encode_tokens, prompt_tokens  # noqa: E402
+from t2v_core.generate import Text2Video, load_checkpoint, model_config_from_dict  # noqa: E402
+from t2v_core.model import Discriminator  # noqa: E402
+from t2v_core.store import ArtifactRef  # noqa: E402
+from t2v_core.text import load_annotator, load_tokenizer, resolve_model_name  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path, help="a checkpoint, or a training run's folder: each of its checkpoints")
+    ap.add_argument("--profile", default="demo", help="for the tokenizer and the embed token form")
+    ap.add_argument("--clips", type=int, default=256, help="training clips to read (and prompts to draw)")
+    ap.add_argument("--seed", type=int, default=0, help="the noise of G's draws")
+    args = ap.parse_args()
+    run_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    paths = sorted(run_dir.glob("ckpt-*.pt")) if args.checkpoint.is_dir() else [args.checkpoint]
+    if not paths:
+        raise SystemExit(f"no checkpoints in {run_dir}")
+    inputs = json.loads((run_dir / "_manifest.json").read_text())["inputs"]
+    artifacts = run_dir.parent.parent
+    refs = {s: ArtifactRef(s, inputs[s], str(artifacts / s / inputs[s])) for s in ("ingest", "frames")}
+
+    corpus = pq.read_table(refs["ingest"].file("corpus.parquet"),
+                           columns=["video_sha256", "split", "colour", "shape", "size", "direction"]).to_pandas()
+    clips, clip_row = load_clips(refs["frames"])
+    rows = corpus[(corpus["split"] == "train") & corpus["video_sha256"].isin(clip_row.keys())]
+    rows = rows.drop_duplicates("video_sha256").head(args.clips)
+    real = torch.from_numpy(np.stack([clips[clip_row[h]] for h in rows["video_sha256"]]))
+    real = real.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)  # (N, T, 3, H, W) in [-1, 1]
+    truth = torch.tensor([DIRECTIONS.index(d) for d in rows["direction"]])
+    prompts = [prompt_for(c, s, z, d) for c, s, z, d in
+               rows[["colour", "shape", "size", "direction"]].itertuples(index=False)]
+
+    profile = load_profile(args.profile)
+    load = load_tokenizer if profile.embed.token_form == "lower" else load_annotator  # as the evaluation reads prompts
+    tokens = prompt_tokens(load(resolve_model_name(profile.tokenize.spacy_model)), prompts, profile.embed.token_form)
+    print(f"{len(rows)} training clips and their prompts; directions {({k: int(v) for k, v in rows['direction'].value_counts().items()})}")
+    print(f"{'checkpoint':16} {'D on real':>10} {'D on G':>8} {'ratio':>6}   G's mean travel (x, y) px per direction word")
+    for path in paths:
+        probe(path, real, truth, tokens, profile.embed.max_len, args.seed)
+
+
+@torch.no_grad()
+def probe(path: Path, real: torch.Tensor, truth: torch.Tensor, tokens: list[list[str]],
+          max_len: int, seed: int) -> None:
+    ckpt = load_checkpoint(path)
+    cfg = model_config_from_dict(ckpt["model_config"])
+    disc = Discriminator(cfg)
+    disc.load_state_dict(ckpt["discriminator"])
+    disc.eval()
+    model = Text2Video.from_checkpoint(path, device="cpu")  # the EMA generator, as evaluated
+    words = [model.vocab.get(d) for d in DIRECTIONS]
+    if None in words:
+        raise SystemExit(f"{path}: the vocabulary lacks a direction word of {DIRECTIONS}")
+    ids, lengths, _ = encode_tokens(tokens, model.vocab, max_len)
+    ids, lengths = torch.as_tensor(ids).long(), torch.as_tensor(lengths).long()
+    z = torch.randn(len(ids), cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    drawn = model.generator.draw(ids, lengths, z)
+
+    def accuracy(video: torch.Tensor) -> float:
+        named = torch.cat([disc.words(part)[:, words] for part in video.split(64)]).argmax(1)
+        return float((named == truth).float().mean())
+
+    on_real, on_fake = accuracy(real), accuracy(drawn.video)
+    travel = ""
+    if drawn.path is not None:
+        px = (drawn.path[:, -1] - drawn.path[:, 0]) * torch.tensor([cfg.width / 2, cfg.height / 2])
+        travel = "  ".join(f"{d} ({px[truth == k, 0].mean():+.1f}, {px[truth == k, 1].mean():+.1f})"
+                           for k, d in enumerate(DIRECTIONS))
+    print(f"{path.name:16} {on_real:10.2f} {on_fake:8.2f} {on_fake / max(on_real, 1e-9):6.2f}   {travel}")
+
+
+if __name__ == "__main__":
+    main()
