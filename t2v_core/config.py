@@ -140,6 +140,8 @@ class TrainConfig:
     box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off
     mask_size_weight: float = 0.0  # look = parts: the drawn shape must not correlate with the box size over the batch (Generator.mask_size_share); 0 = off
     fill_weight: float = 0.0  # coord decoder: the object must cover at least fill_least of its box; 0 = off
+    bound_weight: float = 0.0  # placed decoders: the path's sum before tanh beyond bound_at is pulled back (tanh's slope there is small); 0 = off
+    bound_at: float = 1.5  # |sum| where the pull starts: tanh(1.5) = 0.905 of path_reach, slope 0.18
     fill_least: float = 0.4  # the floor: corpus shapes cover >= 0.5 of their bounding box, a small one in a large box <= 0.31
     word_twin_weight: float = 1.0  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
     word_twin_after: float = 0.0  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step

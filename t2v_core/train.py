@@ -379,6 +379,11 @@ class _Run:
                 loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
             if tcfg.fill_weight > 0:
                 loss_g = loss_g + tcfg.fill_weight * box_fill(drawn.filled, tcfg.fill_least)
+            if tcfg.bound_weight > 0 and drawn.path_sum is not None:
+                # A path pressed against tanh's bound passes on little of its gradient: the
+                # full profile's sat there and never learnt the direction (direction_probe.py).
+                over = (drawn.path_sum.abs() - tcfg.bound_at).clamp(min=0)
+                loss_g = loss_g + tcfg.bound_weight * over.pow(2).mean()
             if tcfg.mask_size_weight > 0:
                 loss_g = loss_g + tcfg.mask_size_weight * self.G.mask_size_share(gen_ids, gen_lens)
             if diversity:

@@ -261,6 +261,24 @@ def test_path_step_scale_scales_the_steps_and_keeps_the_start():
         Generator(dataclasses.replace(CFG, decoder="coord", path_step_scale=0.0))
 
 
+def test_path_sum_is_the_path_before_tanh_and_the_bound_term_pulls_it_back():
+    """Drawn.path_sum is what [train] bound_weight reads: the path is path_reach * tanh of
+    it. A path driven into the corner (every step +3) is past bound_at, and the term's
+    gradient on the steps' bias points back, where tanh's own would be ~0."""
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    gen = Generator(dataclasses.replace(CFG, decoder="coord", path_reach=0.5))
+    with torch.no_grad():
+        gen.where.weight.zero_()
+        gen.where.bias.fill_(3.0)
+    drawn = gen.draw(ids, lengths, z)
+    torch.testing.assert_close(drawn.path, 0.5 * torch.tanh(drawn.path_sum))
+    over = (drawn.path_sum.abs() - 1.5).clamp(min=0)
+    assert float(over.min()) > 0
+    over.pow(2).mean().backward()
+    assert bool((gen.where.bias.grad > 0).all())  # descent lowers the steps: back from the corner
+
+
 def test_generator_reports_reach_only_for_the_coord_decoder():
     ids, lengths = _batch()
     gen = Generator(dataclasses.replace(CFG, decoder="coord"))

@@ -25,6 +25,7 @@ class Drawn(NamedTuple):
     reached: torch.Tensor | None  # (B, T, 4) how far the object reaches its box's sides; with reach only
     filled: torch.Tensor | None  # (B, T) the share of its box the object covers; with reach only
     path: torch.Tensor | None  # (B, T, 2) the object's centre per frame, (x, y) in (-path_reach, path_reach); placed decoders only
+    path_sum: torch.Tensor | None = None  # (B, T, 2) the path before tanh (centres = path_reach * tanh(path_sum))
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -434,7 +435,8 @@ class Generator(nn.Module):
         b = ids.shape[0]
         states, contexts, attn, look = self.trajectory(ids, lengths, z)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
-        path = None if self.where is None else self.centres(states)  # where the object is
+        path_sum = None if self.where is None else self.path_sum(states)
+        path = None if path_sum is None else cfg.path_reach * torch.tanh(path_sum)  # where the object is
         reached = filled = None
         if self.object:
             # One object per video: what it looks like comes from ``look``, where it is
@@ -459,7 +461,7 @@ class Generator(nn.Module):
         video = frames.view(b, cfg.frames, 3, cfg.height, cfg.width)
         if reached is not None:
             reached, filled = reached.view(b, cfg.frames, 4), filled.view(b, cfg.frames)
-        return Drawn(video, attn, reached, filled, path)
+        return Drawn(video, attn, reached, filled, path, path_sum)
 
     def _draw(self, look: torch.Tensor, colour: torch.Tensor, path: torch.Tensor,
               reach: bool = False
@@ -502,10 +504,14 @@ class Generator(nn.Module):
         sum to ~2, where tanh's slope is 0.26, and a 16-frame model did not learn the
         direction (docs/experiments.md "The full profile").
         """
+        return self.cfg.path_reach * torch.tanh(self.path_sum(states))
+
+    def path_sum(self, states: torch.Tensor) -> torch.Tensor:
+        """The path before tanh (B, T, 2): the start plus the running sum of the steps."""
         raw = self.where(states)  # (B, T, 2)
         if self.cfg.path_step_scale != 1:
             raw = torch.cat([raw[:, :1], raw[:, 1:] * self.cfg.path_step_scale], 1)
-        return self.cfg.path_reach * torch.tanh(torch.cumsum(raw, dim=1))
+        return torch.cumsum(raw, dim=1)
 
     def _place(self, sprite: torch.Tensor, path: torch.Tensor,
                scale: torch.Tensor | None = None) -> torch.Tensor:
