@@ -87,26 +87,29 @@ def main() -> None:
     print(f"{'checkpoint':16} {'D on real':>10} {'D on G':>8} {'ratio':>6} {'at bound':>9}   "
           "G's mean travel (x, y) px per direction word")
     for path in paths:
-        probe(path, real, truth, tokens, profile.embed.max_len, args.seed)
+        ckpt = load_checkpoint(path)
+        cfg = model_config_from_dict(ckpt["model_config"])
+        disc = Discriminator(cfg)
+        disc.load_state_dict(ckpt["discriminator"])
+        disc.eval()
+        vocab = {w: i for i, w in enumerate(ckpt["vocab"])}
+        ids, lengths, _ = encode_tokens(tokens, vocab, profile.embed.max_len)
+        ids, lengths = torch.as_tensor(ids).long(), torch.as_tensor(lengths).long()
+        z = torch.randn(len(ids), cfg.z_dim, generator=torch.Generator().manual_seed(args.seed))
+        probe(path, disc, vocab, real, truth, ids, lengths, z)
         if args.gradients:
-            pushes(path, truth, tokens, profile.embed.max_len, args.seed)
+            pushes(ckpt, disc, truth, ids, lengths, z)
 
 
 @torch.no_grad()
-def probe(path: Path, real: torch.Tensor, truth: torch.Tensor, tokens: list[list[str]],
-          max_len: int, seed: int) -> None:
-    ckpt = load_checkpoint(path)
-    cfg = model_config_from_dict(ckpt["model_config"])
-    disc = Discriminator(cfg)
-    disc.load_state_dict(ckpt["discriminator"])
-    disc.eval()
-    model = Text2Video.from_checkpoint(path, device="cpu")  # the EMA generator, as evaluated
-    words = [model.vocab.get(d) for d in DIRECTIONS]
+def probe(path: Path, disc: Discriminator, vocab: dict[str, int], real: torch.Tensor, truth: torch.Tensor,
+          ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> None:
+    """D's direction accuracy on real clips and on the EMA G's videos, and G's travel."""
+    cfg = disc.cfg
+    words = [vocab.get(d) for d in DIRECTIONS]
     if None in words:
         raise SystemExit(f"{path}: the vocabulary lacks a direction word of {DIRECTIONS}")
-    ids, lengths, _ = encode_tokens(tokens, model.vocab, max_len)
-    ids, lengths = torch.as_tensor(ids).long(), torch.as_tensor(lengths).long()
-    z = torch.randn(len(ids), cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    model = Text2Video.from_checkpoint(path, device="cpu")  # the EMA generator, as evaluated
     drawn = model.generator.draw(ids, lengths, z)
 
     def accuracy(video: torch.Tensor) -> float:
@@ -129,18 +132,12 @@ def probe(path: Path, real: torch.Tensor, truth: torch.Tensor, tokens: list[list
 UNIT = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])
 
 
-def pushes(path: Path, truth: torch.Tensor, tokens: list[list[str]], max_len: int, seed: int) -> None:
+def pushes(ckpt: dict, disc: Discriminator, truth: torch.Tensor, ids: torch.Tensor,
+           lengths: torch.Tensor, z: torch.Tensor) -> None:
     """Each G term's gradient on the training G's path, and its share along the direction."""
-    ckpt = load_checkpoint(path)
-    cfg = model_config_from_dict(ckpt["model_config"])
-    tcfg = ckpt["train_config"]
-    gen, disc = Generator(cfg), Discriminator(cfg)
+    cfg, tcfg = disc.cfg, ckpt["train_config"]
+    gen = Generator(cfg)
     gen.load_state_dict(ckpt["generator"])
-    disc.load_state_dict(ckpt["discriminator"])
-    vocab = {w: i for i, w in enumerate(ckpt["vocab"])}
-    ids, lengths, _ = encode_tokens(tokens, vocab, max_len)
-    ids, lengths = torch.as_tensor(ids).long(), torch.as_tensor(lengths).long()
-    z = torch.randn(len(ids), cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     drawn = gen.draw(ids, lengths, z)
     drawn.path.retain_grad()
     s = disc.encode_text(ids, lengths).detach()

@@ -86,7 +86,7 @@ def report(checkpoint: Path, profile: Profile, nlp: Any, args: argparse.Namespac
     with torch.no_grad():
         states, _, _, (colour_read, look) = gen.trajectory(ids, lengths, z)
         colour = torch.sigmoid(gen.colour(colour_read))[:, :, None, None]
-        path = gen.centres(states)
+        path = gen.centres(gen.path_sum(states))
         swapped = look.clone()
         swapped[small, size_dim:] = look[large, size_dim:]  # small box, large square's mask read
         for label, reads in (("own mask read (baseline)", look), ("large square's mask read", swapped)):

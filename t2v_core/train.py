@@ -43,6 +43,7 @@ from t2v_core.model import (
     diversity_sensitivity,
     g_loss,
     mode_seeking,
+    path_bound,
     r1_penalty,
     word_loss,
 )
@@ -380,10 +381,7 @@ class _Run:
             if tcfg.fill_weight > 0:
                 loss_g = loss_g + tcfg.fill_weight * box_fill(drawn.filled, tcfg.fill_least)
             if tcfg.bound_weight > 0 and drawn.path_sum is not None:
-                # A path pressed against tanh's bound passes on little of its gradient: the
-                # full profile's sat there and never learnt the direction (direction_probe.py).
-                over = (drawn.path_sum.abs() - tcfg.bound_at).clamp(min=0)
-                loss_g = loss_g + tcfg.bound_weight * over.pow(2).mean()
+                loss_g = loss_g + tcfg.bound_weight * path_bound(drawn.path_sum, tcfg.bound_at)
             if tcfg.mask_size_weight > 0:
                 loss_g = loss_g + tcfg.mask_size_weight * self.G.mask_size_share(gen_ids, gen_lens)
             if diversity:

@@ -17,6 +17,7 @@ from t2v_core.model.losses import (
     diversity_sensitivity,
     g_loss,
     mode_seeking,
+    path_bound,
     r1_penalty,
     word_loss,
 )
@@ -37,4 +38,5 @@ __all__ = [
     "word_loss",
     "box_fill",
     "box_reach",
+    "path_bound",
 ]

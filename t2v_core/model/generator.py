@@ -436,7 +436,7 @@ class Generator(nn.Module):
         states, contexts, attn, look = self.trajectory(ids, lengths, z)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
         path_sum = None if self.where is None else self.path_sum(states)
-        path = None if path_sum is None else cfg.path_reach * torch.tanh(path_sum)  # where the object is
+        path = None if path_sum is None else self.centres(path_sum)  # where the object is
         reached = filled = None
         if self.object:
             # One object per video: what it looks like comes from ``look``, where it is
@@ -489,9 +489,9 @@ class Generator(nn.Module):
             x = block(x, cond)
         return self.to_rgb(x)
 
-    def centres(self, states: torch.Tensor) -> torch.Tensor:
-        """Sprite centres (B, T, 2) as (x, y) in (-r, r), normalised coordinates (the frame
-        is (-1, 1); r is [model] path_reach).
+    def centres(self, path_sum: torch.Tensor) -> torch.Tensor:
+        """Sprite centres (B, T, 2) from the path before tanh (``path_sum``), as (x, y) in
+        (-r, r), normalised coordinates (the frame is (-1, 1); r is [model] path_reach).
 
         Frame t's state gives a start (t = 0) or a step (t > 0), and the path is their
         running sum: a constant step, which the GRU can hold with a constant state, is a
@@ -504,7 +504,7 @@ class Generator(nn.Module):
         sum to ~2, where tanh's slope is 0.26, and a 16-frame model did not learn the
         direction (docs/experiments.md "The full profile").
         """
-        return self.cfg.path_reach * torch.tanh(self.path_sum(states))
+        return self.cfg.path_reach * torch.tanh(path_sum)
 
     def path_sum(self, states: torch.Tensor) -> torch.Tensor:
         """The path before tanh (B, T, 2): the start plus the running sum of the steps."""

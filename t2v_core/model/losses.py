@@ -114,6 +114,15 @@ def box_reach(reached: torch.Tensor, slack: float = 0.75) -> torch.Tensor:
     return F.relu(-slack - reached.float()).mean()
 
 
+def path_bound(path_sum: torch.Tensor, at: float = 1.5) -> torch.Tensor:
+    """A squared hinge on the object's path before tanh (Drawn.path_sum) beyond ``at``
+    (tanh(1.5) = 0.905 of path_reach, slope 0.18). Its gradient does not pass through tanh,
+    so it pulls back a path pressed against the bound, where the other terms' push along the
+    direction dies: the full profile's sat there and never learnt the direction
+    (benchmarks/direction_probe.py)."""
+    return (path_sum.float().abs() - at).clamp(min=0).pow(2).mean()
+
+
 def box_fill(filled: torch.Tensor, least: float = 0.4) -> torch.Tensor:
     """A hinge on the share of its box the object covers (see CoordDecoder.fill): zero
     from ``least`` up. Every corpus shape covers at least half of its bounding box (a
