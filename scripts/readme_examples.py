@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("render_dir", type=Path, help="a render stage's artifact folder")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "examples")
     args = ap.parse_args()
+    args.out = args.out.resolve()
     renders = pd.read_parquet(args.render_dir / "renders.parquet")
     ok = renders[renders["status"] == "ok"]
     if len(ok) < len(renders):
@@ -42,7 +43,8 @@ def main() -> None:
         words = set(rec.prompt.split())
         right += all(v is not None and v in words for v in reading.values())
         shown = " ".join(str(reading[k]) for k in ("colour", "shape", "size", "direction"))
-        rel = (args.out / f"{rec.id}.gif").relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+        gif = args.out / f"{rec.id}.gif"
+        rel = gif.relative_to(ROOT) if gif.is_relative_to(ROOT) else gif
         print(f'| {rec.prompt} | <img src="{rel}" width="96"> | {shown} |')
     print(f"\nthe judge reads {right} of {len(ok)} right")
 
