@@ -493,21 +493,25 @@ class Generator(nn.Module):
         """Sprite centres (B, T, 2) from the path before tanh (``path_sum``), as (x, y) in
         (-r, r), normalised coordinates (the frame is (-1, 1); r is [model] path_reach).
 
-        Frame t's state gives a start (t = 0) or a step (t > 0), and the path is their
-        running sum: a constant step, which the GRU can hold with a constant state, is a
-        straight line at constant speed, so motion is smooth by construction and the
-        direction word only has to set the sign of one step. tanh keeps the centre within
-        path_reach. At 0.5 a 32-pixel frame's centres lie in (8, 24), where the corpus puts a
-        small object's anywhere in [4, 28]: the starts then piled against the bound, where
-        tanh is flat, and two draws of a caption met there (docs/experiments.md "Where variety goes").
-        path_step_scale multiplies each step: at init a step is ~0.15, so 16 unscaled steps
-        sum to ~2, where tanh's slope is 0.26, and a 16-frame model did not learn the
-        direction (docs/experiments.md "The full profile").
+        tanh keeps the centre within path_reach. At 0.5 a 32-pixel frame's centres lie in
+        (8, 24), where the corpus puts a small object's anywhere in [4, 28]: the starts then
+        piled against the bound, where tanh is flat, and two draws of a caption met there
+        (docs/experiments.md "Where variety goes"). [train] bound_weight pulls a path_sum
+        back from the bound (losses.path_bound).
         """
         return self.cfg.path_reach * torch.tanh(path_sum)
 
     def path_sum(self, states: torch.Tensor) -> torch.Tensor:
-        """The path before tanh (B, T, 2): the start plus the running sum of the steps."""
+        """The path before tanh (B, T, 2): the start plus the running sum of the steps.
+
+        Frame t's state gives a start (t = 0) or a step (t > 0): a constant step, which the
+        GRU can hold with a constant state, is a straight line at constant speed, so motion
+        is smooth by construction and the direction word only has to set the sign of one
+        step. path_step_scale multiplies each step: at init a step is ~0.15, so 16 unscaled
+        steps sum to ~2, where tanh's slope is 0.26, and a 16-frame model did not learn the
+        direction until this scale and the bound term came together (docs/experiments.md
+        "The full profile").
+        """
         raw = self.where(states)  # (B, T, 2)
         if self.cfg.path_step_scale != 1:
             raw = torch.cat([raw[:, :1], raw[:, 1:] * self.cfg.path_step_scale], 1)
