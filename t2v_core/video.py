@@ -7,16 +7,19 @@ inside this module and the writers.
 Extraction (``extract_clip``, ``extract_shard``) reads real-world files: it samples T frames
 (uniformly over the clip, or at a target fps from a start time), fits them to HxW by
 centre-crop or letterbox, and turns every file it cannot use into a rejected row with a
-reason instead of an exception. It decodes without wasted work: frames that are not sampled
-are only ``grab()``-ed (decoded, never converted to BGR or resized), a long gap is crossed
-by seeking when that is faster for the file at hand, and MJPEG streams are read as packets
-so that only the sampled frames are decoded at all (by libjpeg, at reduced scale when the
-target is much smaller). Large frames are box-averaged by an integer factor before the
-final INTER_AREA resize.
+reason instead of an exception. Decoded timestamps, not the container's frame count (often
+duration x nominal fps), tell a truncated file from a variable-frame-rate one, and place
+frames at a target fps. It decodes without wasted work: frames that are not sampled are
+only ``grab()``-ed (decoded, never converted to BGR or resized), a long gap is crossed by
+seeking when that is faster for the file at hand, and MJPEG streams are read as packets so
+that only the sampled frames are decoded at all (by libjpeg, at reduced scale when the
+target is much smaller). Large frames are box-averaged by an integer factor before the final
+INTER_AREA resize.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import multiprocessing
 import os
@@ -87,13 +90,14 @@ class Rejected(Exception):
     """A video that cannot become a clip; the message is the reason in the clips index."""
 
 
-def sample_indices(n_frames: int, src_fps: float, cfg: FramesConfig) -> list[int]:
+def sample_indices(n_frames: int, src_fps: float, cfg: FramesConfig, times: Sequence[float] | None = None) -> list[int]:
     """The T source-frame indices to keep, in output order (indices may repeat).
 
     uniform: T indices spread evenly over [0, n_frames - 1]. fps: one frame every
-    1 / target_fps seconds from start_sec. A clip too short for T distinct frames follows
-    cfg.short_policy: loop (repeat the sampled frames from the start), pad (repeat the last
-    one) or reject.
+    1 / target_fps seconds from start_sec, the frame i / src_fps shows, or with ``times``
+    (the n_frames decoded timestamps, increasing) the frame on screen then. A clip too
+    short for T distinct frames follows cfg.short_policy: loop (repeat the sampled frames
+    from the start), pad (repeat the last one) or reject.
     """
     t = cfg.frames
     if n_frames <= 0:
@@ -105,12 +109,15 @@ def sample_indices(n_frames: int, src_fps: float, cfg: FramesConfig) -> list[int
     elif cfg.sampling == "fps":
         if not src_fps > 0:
             raise Rejected("source fps unknown, so sampling = fps cannot place frames; use uniform")
-        wanted = [int(round((cfg.start_sec + i / cfg.target_fps) * src_fps)) for i in range(t)]
+        at = [cfg.start_sec + i / cfg.target_fps for i in range(t)]
+        wanted = [int(round(s * src_fps)) for s in at]
+        if times and all(b > a for a, b in zip(times, times[1:])):  # else no usable clock
+            half = 0.5 / src_fps  # to the nearest frame, as round() does at a constant rate
+            wanted = [max(0, bisect.bisect_right(times, s + half) - 1) if s < times[-1] + half else n_frames for s in at]
         available = [i for i in wanted if i < n_frames]
         if not available:
-            raise Rejected(
-                f"start_sec {cfg.start_sec:g} is past the clip's end ({n_frames / src_fps:.2f} s)"
-            )
+            end = times[-1] + 1 / src_fps if times else n_frames / src_fps
+            raise Rejected(f"start_sec {cfg.start_sec:g} is past the clip's end ({end:.2f} s)")
         if len(available) == t:
             return available
     else:
@@ -232,17 +239,31 @@ def _avi_fourcc(head: bytes) -> str:
 
 
 class _Reader:
-    """Sequential access to one capture: grab() past unsampled frames, retrieve() the
-    sampled ones, and seek across gaps where that is faster for this file (seek = auto)."""
+    """Sequential access to one capture: grab() past unsampled frames (noting timestamps),
+    retrieve() sampled ones, seek across gaps where faster for this file (seek = auto)."""
 
     # Until a seek has been timed, only gaps this long try one (a seek costs tens of grabs).
     FIRST_SEEK_GAP = 64
 
-    def __init__(self, cap: cv2.VideoCapture, seek: str):
-        self.cap, self.seek = cap, seek
+    def __init__(self, cap: cv2.VideoCapture, seek: str, fps: float = 0.0):
+        self.cap, self.seek, self.fps = cap, seek, fps
         self.pos = 0  # index of the frame the next grab() returns
         self.grab_s: list[float] = []  # per-frame grab time, the cost that seeking avoids
         self.seek_s: float | None = None  # time of one seek + grab in this file
+        self.last_s: float | None = None  # timestamp of the newest grabbed frame
+        self.gap_s = 0.0  # the widest timestamp step between two consecutive grabbed frames
+        self.steady = True  # every frame grabbed so far sat at index / fps (constant rate)
+
+    def grab(self) -> bool:
+        # Timestamps are the stream's own clock: in a variable-frame-rate (VFR) file they are
+        # not index / nominal fps, and they tell a cut file (it stops early) from a VFR one.
+        if not self.cap.grab():
+            return False
+        t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        self.steady = self.steady and not _off_clock(t, self.pos, self.fps)
+        self.gap_s = self.gap_s if self.last_s is None else max(self.gap_s, t - self.last_s)
+        self.pos, self.last_s = self.pos + 1, t
+        return True
 
     def read(self, index: int) -> np.ndarray | None:
         """The BGR frame at ``index`` (>= pos), or None when the stream ends before it."""
@@ -250,30 +271,36 @@ class _Reader:
         if gap > 0 and self._should_seek(gap):
             start = time.perf_counter()
             if self.cap.set(cv2.CAP_PROP_POS_FRAMES, index) and int(self.cap.get(cv2.CAP_PROP_POS_FRAMES)) == index:
-                self.pos = index
-                ok = self.cap.grab()
+                self.pos, self.last_s = index, None  # no step across the skipped frames
+                ok = self.grab()
                 self.seek_s = time.perf_counter() - start
-                return self._retrieve(ok)
+                if self.steady:  # else it landed by time x fps, which is not this index
+                    return self._retrieve(ok)
             raise _SeekFailed(index)
         start = time.perf_counter()
         for _ in range(gap):
-            if not self.cap.grab():
+            if not self.grab():
                 return None
-            self.pos += 1
         if gap:
             self.grab_s.append((time.perf_counter() - start) / gap)
-        return self._retrieve(self.cap.grab())
+        return self._retrieve(self.grab())
 
     def _retrieve(self, grabbed: bool) -> np.ndarray | None:
         if not grabbed:
             return None
-        self.pos += 1
         ok, frame = self.cap.retrieve()
         if not ok or frame is None:
             raise Rejected(f"frame {self.pos - 1} could not be decoded (corrupt stream)")
         return frame
 
+    def drain(self) -> list[float]:
+        """Grab to the end of the stream (pos is then its length); the timestamps grabbed."""
+        return [self.last_s or 0.0 for _ in iter(self.grab, False)]
+
     def _should_seek(self, gap: int) -> bool:
+        # OpenCV seeks to frame i at time i / fps, which is frame i only at a constant rate.
+        if not self.steady:
+            return False
         if self.seek != "auto":
             return self.seek == "always"
         if self.seek_s is None or not self.grab_s:
@@ -286,30 +313,38 @@ class _SeekFailed(Exception):
     pass
 
 
+def _off_clock(t: float, index: int, fps: float) -> bool:
+    """Frame ``index`` at ``t`` s is off index / fps by over a quarter frame (+1 ms: ms timestamps)."""
+    return fps > 0 and abs(t - index / fps) > 0.25 / fps + 1e-3
+
+
 def _probe(cap: cv2.VideoCapture) -> dict[str, Any]:
     fps = float(cap.get(cv2.CAP_PROP_FPS))
     fps = fps if math.isfinite(fps) and fps > 0 else 0.0
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    return {
-        "src_fps": fps,
-        "src_frames": int(count) if math.isfinite(count) and count > 0 else 0,
-        "src_width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-        "src_height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        "backend": cap.getBackendName(),
-    }
+    return {"src_fps": fps, "src_frames": int(count) if math.isfinite(count) and count > 0 else 0,
+            "src_width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), "src_height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            "backend": cap.getBackendName()}  # fmt: skip
 
 
-def _count_frames(cap: cv2.VideoCapture) -> int:
-    n = 0
-    while cap.grab():
-        n += 1
-    return n
-
-
-def _truncation_slack(declared: int) -> int:
-    # Containers without a frame index estimate the count from duration x fps, which can be
-    # off by a frame or two; a bigger shortfall means the file is cut short.
-    return max(2, declared // 50)
+def _check_short(reader: _Reader, declared: int, info: dict[str, Any]) -> None:
+    """A stream that ended (reader drained) before its declared count is kept when the
+    shortfall is rounding or a variable frame rate (VFR), else Rejected with the reason."""
+    n, fps, last = reader.pos, info["src_fps"], reader.last_s or 0.0
+    if n == 0:
+        raise Rejected(f"no frame could be decoded ({declared} declared): unsupported codec or corrupt stream")
+    # Without a frame index the count is duration x nominal fps: 2% (2 frames) short is rounding.
+    if n >= declared - max(2, declared // 50):
+        return
+    # A bigger one is a cut file, or VFR: a VFR file's nominal fps is its fastest rate (MKV,
+    # WebM), so the count overshoots, yet its timestamps reach the duration where a cut file's
+    # stop short. Its last frame shows up to the widest step seen; the same slack as above.
+    duration = declared / fps if fps > 0 else 0.0
+    if fps > 0 and last + max(reader.gap_s, 1 / fps) >= duration - max(2 / fps, duration / 50):
+        info["duration_sec"] = duration
+        return
+    clock = f"; its timestamps stop at {last:.2f} s of {duration:.2f} s" if fps > 0 else ""
+    raise Rejected(f"truncated or corrupt: the stream ended after {n} of the {declared} frames it declares{clock}")
 
 
 def extract_clip(path: str, cfg: FramesConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -365,9 +400,7 @@ def _extract(path: Path, cfg: FramesConfig, info: dict[str, Any]) -> np.ndarray:
         pixels = info["src_width"] * info["src_height"]
         if pixels > cfg.max_pixels:
             # Checked from the header, before a single frame is decoded.
-            raise Rejected(
-                f"resolution {info['src_width']}x{info['src_height']} exceeds max_pixels {cfg.max_pixels}"
-            )
+            raise Rejected(f"resolution {info['src_width']}x{info['src_height']} exceeds max_pixels {cfg.max_pixels}")
         declared = info["src_frames"]
         if declared > 0 and _jpeg_packets(cap):
             frames = _sample_jpeg(cap, declared, info, cfg)
@@ -377,54 +410,47 @@ def _extract(path: Path, cfg: FramesConfig, info: dict[str, Any]) -> np.ndarray:
                 return frames
             # Anything irregular (short stream, a packet libjpeg cannot read): decode it the
             # ordinary way, which knows how to reject a bad file with its reason.
-            cap.release()
-            cap = _reopen(path, cfg)
+            cap = _reopen(path, cfg, cap)
         if declared <= 0:
             # No usable count in the header: count by grabbing, then sample in a second pass.
-            declared = _count_frames(cap)
-            cap.release()
-            cap = _reopen(path, cfg)
-            info["src_frames"] = declared
+            info["src_frames"] = declared = len(_Reader(cap, "never").drain())
+            cap = _reopen(path, cfg, cap)
+        fps = info["src_fps"]
         try:
-            frames, n_seen = _sample(cap, declared, info, cfg, cfg.seek)
+            frames, reader = _sample(cap, sample_indices(declared, fps, cfg), info, cfg, cfg.seek)
         except _SeekFailed:
             # Seeking lands imprecisely in this file: start over and grab every frame.
-            cap.release()
-            cap = _reopen(path, cfg)
-            frames, n_seen = _sample(cap, declared, info, cfg, "never")
+            cap = _reopen(path, cfg, cap)
+            frames, reader = _sample(cap, sample_indices(declared, fps, cfg), info, cfg, "never")
         if frames is None:
-            cap.release()
-            if n_seen == 0:
-                raise Rejected(_no_frames_reason(declared, info))
-            if n_seen < declared - _truncation_slack(declared):
-                raise Rejected(
-                    f"truncated or corrupt: the stream ended after {n_seen} of the {declared} frames it declares"
-                )
+            _check_short(reader, declared, info)
             # The header's count was an estimate; sample again over the frames that exist.
-            info["src_frames"] = n_seen
-            cap = _reopen(path, cfg)
-            frames, n_seen = _sample(cap, n_seen, info, cfg, "never")
-            if frames is None:
-                raise Rejected("the stream changed between two reads")
+            info["src_frames"] = reader.pos
+            if cfg.sampling == "uniform":
+                cap = _reopen(path, cfg, cap)
+                frames, reader = _sample(cap, sample_indices(reader.pos, fps, cfg), info, cfg, "never")
+        if cfg.sampling == "fps" and (frames is None or not reader.steady):
+            # The frames are not (all) where index / fps puts them: place them by timestamps.
+            cap = _reopen(path, cfg, cap)
+            times = _Reader(cap, "never").drain()
+            cap = _reopen(path, cfg, cap)
+            frames, _ = _sample(cap, sample_indices(len(times), fps, cfg, times), info, cfg, "never")
+        if frames is None:
+            raise Rejected("the stream changed between two reads")
     finally:
         cap.release()
-    if info["src_fps"] > 0:
+    if info["src_fps"] > 0 and not info["duration_sec"]:
         info["duration_sec"] = info["src_frames"] / info["src_fps"]
     assert frames.shape == (cfg.frames, cfg.height, cfg.width, 3) and frames.dtype == np.uint8
     return frames
 
 
-def _reopen(path: Path, cfg: FramesConfig) -> cv2.VideoCapture:
+def _reopen(path: Path, cfg: FramesConfig, old: cv2.VideoCapture) -> cv2.VideoCapture:
+    old.release()  # one decoder open at a time
     cap = _open(str(path), cfg.decode_threads)
     if cap is None:
         raise Rejected("the file could be opened once but not a second time")
     return cap
-
-
-def _no_frames_reason(declared: int, info: dict[str, Any]) -> str:
-    if declared == 0:
-        return "video has no frames"
-    return f"no frame could be decoded ({declared} declared): unsupported codec or corrupt stream"
 
 
 def _jpeg_packets(cap: cv2.VideoCapture) -> bool:
@@ -466,6 +492,8 @@ def _sample_jpeg(cap: cv2.VideoCapture, n_frames: int, info: dict[str, Any], cfg
         ok, packet = cap.retrieve()
         if not ok or packet is None or packet.size == 0:
             return None
+        if cfg.sampling == "fps" and _off_clock(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000, index, info["src_fps"]):
+            return None  # a variable frame rate: the ordinary path places frames by time
         try:
             bgr = cv2.imdecode(packet, flag)
         except cv2.error:
@@ -476,24 +504,25 @@ def _sample_jpeg(cap: cv2.VideoCapture, n_frames: int, info: dict[str, Any], cfg
     return np.stack([kept[i] for i in order])
 
 
-def _sample(
-    cap: cv2.VideoCapture, n_frames: int, info: dict[str, Any], cfg: FramesConfig, seek: str
-) -> tuple[np.ndarray | None, int]:
-    """(T frames, frames seen) or (None, frames seen) when the stream ends before a sampled
-    index; 'frames seen' is then the stream's true length."""
-    order = sample_indices(n_frames, info["src_fps"], cfg)
+def _sample(cap: cv2.VideoCapture, order: list[int], info: dict[str, Any], cfg: FramesConfig,
+            seek: str) -> tuple[np.ndarray | None, _Reader]:  # fmt: skip
+    """The frames at ``order`` and the reader; None when the stream ends before a sampled
+    index (the reader has then grabbed to the end: pos is its length, last_s its last time)."""
     wanted = sorted(set(order))
-    reader = _Reader(cap, seek)
+    reader = _Reader(cap, seek, info["src_fps"])
     kept: dict[int, np.ndarray] = {}
     for index in wanted:
         bgr = reader.read(index)
         if bgr is None:
-            return None, reader.pos + _count_frames(cap)
+            if reader.seek_s is not None:  # seeks land by time x fps: pos may not count frames
+                raise _SeekFailed(index)
+            reader.drain()
+            return None, reader
         if not kept:
             # The decoded frame is the truth about the upright size (rotation applied).
             info["src_height"], info["src_width"] = bgr.shape[:2]
         kept[index] = fit_frame(bgr, cfg.height, cfg.width, cfg.resize)
-    return np.stack([kept[i] for i in order]), reader.pos
+    return np.stack([kept[i] for i in order]), reader
 
 
 # ---------------------------------------------------------------------------- shards
@@ -521,13 +550,8 @@ def _results(paths: Sequence[str], cfg: FramesConfig) -> Iterator[tuple[np.ndarr
         yield from pool.map(_extract_task, jobs)
 
 
-def extract_shard(
-    videos: Sequence[tuple[str, str, str]],
-    cfg: FramesConfig,
-    out_npy: Path,
-    shard: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> pa.Table:
+def extract_shard(videos: Sequence[tuple[str, str, str]], cfg: FramesConfig, out_npy: Path, shard: int,
+                  progress: Callable[[int, int], None] | None = None) -> pa.Table:  # fmt: skip
     """Decode (video_sha256, video_id, video_path) triples (already unique by hash) into
     ``out_npy``: an (N, T, H, W, 3) uint8 array of the N ok clips, written under a
     temporary name and renamed. Returns one CLIPS_SCHEMA row per input, in input order;

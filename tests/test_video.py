@@ -311,3 +311,133 @@ def test_bad_settings_are_clear_errors():
         check_config(cfg(short_policy="stretch"))
     with pytest.raises(ValueError, match="target_fps"):
         check_config(cfg(sampling="fps", target_fps=0.0))
+
+
+# ---------------------------------------------------------------------------- variable frame rate
+
+
+# A phone-like variable-frame-rate stream: 20 frames 1/25 s apart, then 7 frames 1/5 s
+# apart. Frame i starts at VFR_TIMES[i] s; the last one at 2.0 s.
+VFR_STEPS = [0.04] * 20 + [0.2] * 6
+VFR_TIMES = [round(sum(VFR_STEPS[:i]), 3) for i in range(27)]
+
+
+def write_vfr(path: Path, noise: bool = False, times: list[float] = VFR_TIMES) -> Path:
+    """ramp()-like frames (frame i at level 8 * i, mod 256) at ``times``, written by PyAV:
+    lossless FFV1 in MKV or MP4, millisecond timestamps. ``noise`` fills the left half with
+    random pixels, so the frames (not the headers) make up the file's bytes."""
+    import av  # the dev extra's PyAV: OpenCV cannot write a variable frame rate
+    from fractions import Fraction
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            img = np.full((48, 64, 3), 8 * i % 256, np.uint8)
+            if noise:
+                img[:, :32] = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def opencv_view(path: Path) -> tuple[int, float, int]:
+    """(declared frame count, nominal fps, frames actually decoded), as OpenCV sees them."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    declared, fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)
+    decoded = 0
+    while cap.grab():
+        decoded += 1
+    cap.release()
+    return declared, fps, decoded
+
+
+def test_vfr_mkv_that_over_declares_its_frame_count_is_kept(tmp_path):
+    path = write_vfr(tmp_path / "phone.mkv")
+    declared, fps, decoded = opencv_view(path)
+    # The bug as reported: the count is duration x nominal (fastest) fps, 2.04 s x 25, far
+    # more than the 27 frames there are, beyond the slack that count rounding is allowed.
+    assert decoded == 27 and fps == 25.0 and declared >= 50
+    assert decoded < declared - max(2, declared // 50)
+    for seek in ("never", "always", "auto"):
+        frames, info = extract_clip(str(path), cfg(frames=8, seek=seek))
+        assert info["status"] == "ok" and info["reason"] == "", (seek, info["reason"])
+        assert frames.shape == (8, 16, 16, 3)
+        # uniform over the 27 frames decoded, not the 50 declared
+        assert levels(frames) == [int(i) for i in np.linspace(0, 26, 8).round()], seek
+        assert info["src_frames"] == 27 and info["duration_sec"] == pytest.approx(2.04, abs=0.05)
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "mp4"])
+def test_fps_sampling_of_a_vfr_file_follows_its_timestamps(tmp_path, suffix):
+    path = write_vfr(tmp_path / f"phone.{suffix}")
+    declared, fps, decoded = opencv_view(path)
+    every_5th = cfg(frames=8, sampling="fps", target_fps=5.0)
+    # One frame every 0.2 s: the frame on screen at 0, 0.2, ... 1.4 s.
+    want = [min(range(27), key=lambda i: abs(VFR_TIMES[i] - k / 5)) for k in range(8)]
+    assert want == [0, 5, 10, 15, 20, 21, 22, 23]
+    if suffix == "mp4":
+        # MP4 counts its frames, but OpenCV's fps is the average rate (27 / 2.04 s), so
+        # index / fps would put these frames at the wrong times.
+        assert declared == decoded == 27 and fps < 20
+        assert sample_indices(27, fps, every_5th) != want
+    frames, info = extract_clip(str(path), every_5th)
+    assert info["status"] == "ok", info["reason"]
+    assert levels(frames) == want
+    # from 1.0 s on, at 5 fps: the six frames 0.2 s apart, then the clip ends (loop)
+    frames, info = extract_clip(str(path), cfg(frames=8, sampling="fps", target_fps=5.0, start_sec=1.0))
+    assert levels(frames) == [21, 22, 23, 24, 25, 26, 21, 22]
+    frames, info = extract_clip(str(path), cfg(sampling="fps", target_fps=5.0, start_sec=2.5))
+    assert frames is None and "past the clip's end (2.04 s)" in info["reason"]
+
+
+def test_sample_indices_with_timestamps_and_a_constant_rate_file():
+    c = cfg(frames=8, sampling="fps", target_fps=5.0)
+    assert sample_indices(27, 25.0, c, VFR_TIMES) == [0, 5, 10, 15, 20, 21, 22, 23]
+    # timestamps of a constant rate pick what index / fps picks
+    even = [i / 10 for i in range(15)]
+    c = cfg(frames=4, sampling="fps", target_fps=2.0, short_policy="pad")
+    assert sample_indices(15, 10.0, c, even) == sample_indices(15, 10.0, c) == [0, 5, 10, 10]
+    # timestamps that do not increase are no clock: index / fps it is
+    assert sample_indices(15, 10.0, c, [0.0] * 15) == [0, 5, 10, 10]
+
+
+def test_fps_sampling_of_constant_rate_files_is_unchanged(tmp_path):
+    for suffix, fourcc in CODECS:
+        path = write_video(tmp_path / f"r.{suffix}", ramp(30, 48, 64), 10, fourcc=fourcc)
+        frames, info = extract_clip(str(path), cfg(sampling="fps", target_fps=5.0, start_sec=1.0))
+        assert info["status"] == "ok" and levels(frames) == [10, 12, 14, 16], suffix
+
+
+def test_seeking_in_a_long_vfr_file_gives_the_same_frames_as_grabbing(tmp_path):
+    # 200 frames 1/25 s apart, then 100 frames 1/5 s apart. OpenCV seeks to frame i at time
+    # i / 25 s, another frame in the sparse part: the reader sees it land off the clock and
+    # decodes without seeking, so every seek mode gives the same frames.
+    times = [i * 0.04 for i in range(200)] + [8.0 + i * 0.2 for i in range(100)]
+    path = str(write_vfr(tmp_path / "long.mkv", times=times))
+    assert opencv_view(Path(path))[::2] == (696, 300)  # declared (27.84 s x 25), decoded
+    out = {s: extract_clip(path, cfg(frames=16, seek=s)) for s in ("never", "auto", "always")}
+    for seek, (frames, info) in out.items():
+        assert info["status"] == "ok" and info["src_frames"] == 300, (seek, info["reason"])
+        assert np.array_equal(frames, out["never"][0]), seek
+    expect = [int(i) for i in np.linspace(0, 299, 16).round()]
+    assert levels(out["never"][0]) == [(8 * i % 256) // 8 for i in expect]
+
+
+def test_vfr_file_cut_in_half_is_still_rejected_as_truncated(tmp_path):
+    whole = write_vfr(tmp_path / "whole.mkv", noise=True)
+    frames, info = extract_clip(str(whole), cfg())
+    assert info["status"] == "ok", info["reason"]  # the control: whole, it is kept
+    data = whole.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])
+    declared, _, decoded = opencv_view(tmp_path / "cut.mkv")
+    assert 0 < decoded < 27  # the header survives the cut, so this is a decoded, cut stream
+    for sampling in ("uniform", "fps"):
+        frames, info = extract_clip(str(tmp_path / "cut.mkv"), cfg(sampling=sampling, target_fps=5.0))
+        assert frames is None and info["status"] == "rejected"
+        assert "truncated" in info["reason"] and f"after {decoded} of the {declared} frames" in info["reason"]
+        assert "timestamps stop at" in info["reason"] and "of 2.04 s" in info["reason"]
