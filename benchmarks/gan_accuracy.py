@@ -57,6 +57,7 @@ def run_variant(profile: Profile, workspace: Path) -> dict[str, Any]:
     refs = run_pipeline(profile, workspace, stages=("evaluate",))
     wall = time.monotonic() - t0
     metrics = json.loads(refs["evaluate"].file("metrics.json").read_text())
+    judged = metrics["judge"]
     summary_path = refs["train"].file("summary.json")
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {
@@ -64,11 +65,11 @@ def run_variant(profile: Profile, workspace: Path) -> dict[str, Any]:
         "train_steps": summary.get("steps"),
         "stopped_early": summary.get("stopped_early"),
         "pipeline_seconds": wall,
-        "seen": metrics["seen"],
-        "held_out": metrics["held_out"],
-        "coherence": metrics["coherence"],
-        "variety": metrics.get("variety"),
-        "frechet": metrics.get("frechet"),
+        "seen": judged["seen"],
+        "held_out": judged["held_out"],
+        "coherence": judged["coherence"],
+        "variety": judged.get("variety"),
+        "generic": {k: metrics[k] for k in ("text_video", "frechet", "kid", "motion")},
         "checkpoint": str(Path(refs["train"].path) / metrics.get("checkpoint", "")),
         "selected": summary.get("selected"),
     }
@@ -95,7 +96,11 @@ def show(name: str, r: dict[str, Any]) -> None:
         print(f"   {split:<9}" + "".join(f"{r[split][a]:>12.3f}" for a in attrs) + f"   (n={r[split]['n']})")
     c = r["coherence"]
     print(f"   coherence {c['coherent_share']:.3f}  smoothness (std/mean of steps) {c['smoothness']}"
-          f"  variety {r['variety']:.3f}  frechet {r['frechet']}")
+          f"  variety {r['variety']:.3f}")
+    tv, fr = r["generic"]["text_video"], r["generic"]["frechet"]
+    print(f"   generic: R-precision {tv['r_precision']:.3f} (worst seed set {tv['r_precision_worst']:.3f}; "
+          f"real clips {tv['r_precision_real']:.3f}, chance {tv['r_precision_chance']:.3f}, pool {tv['pool']}); "
+          f"Frechet {fr['generated']} (real halves {fr['real_halves']}); motion ratio {r['generic']['motion']['ratio']}")
     for bar, need in BARS.items():
         got = bar_values(r)[bar]
         print(f"   bar {bar:<22} {got:6.3f} >= {need:.2f}  {'PASS' if got >= need else 'FAIL'}")

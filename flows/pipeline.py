@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.settings import resolve_profile, task_runner_for, workspace_path
-from t2v_core import pipeline
+from t2v_core import gc, pipeline
 from t2v_core.store import ArtifactRef, ArtifactStore
 from tasks._common import unwrap
 from tasks.annotate import annotate_shard_task, combine_annotate_task
@@ -20,6 +20,7 @@ from tasks.embed import embed_task
 from tasks.evaluate import evaluate_task
 from tasks.frames import combine_frames_task, frames_shard_task
 from tasks.ingest import ingest_task
+from tasks.match import match_task
 from tasks.render import render_task
 from tasks.synth import synth_task
 from tasks.tokenize import combine_tokenize_task, tokenize_shard_task
@@ -72,17 +73,22 @@ def pipeline_flow(
             shards = _results(frames_shard_task.map(prof, ws, specs))
             done += shards
             refs["frames"] = unwrap(combine_frames_task(prof, ws, shards))
+        elif stage == "match":
+            refs["match"] = unwrap(match_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"]))
         elif stage == "train":
             warm = ArtifactStore(ws).get("train", init_from) if init_from else None
             if init_from and warm is None:
                 raise ValueError(f"init_from: no committed training run {init_from!r}")
-            refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"], warm))
+            refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"],
+                                              refs["match"], warm))
         elif stage == "render":
             refs["render"] = unwrap(render_task(prof, ws, refs["train"], catalog))
         elif stage == "evaluate":
-            refs["evaluate"] = unwrap(evaluate_task(prof, ws, refs["train"], refs["frames"], refs["ingest"]))
+            refs["evaluate"] = unwrap(evaluate_task(prof, ws, refs["train"], refs["match"], refs["ingest"],
+                                                    refs["embed"], refs["frames"]))
 
     refs = {k: unwrap(v) for k, v in refs.items() if v is not None}
+    gc.record_run(ArtifactStore(ws), refs, label=",".join(plan))  # what `t2v gc` keeps
     done += refs.values()
     ran = Counter(r.stage for r in done if not r.cached)
     cached = Counter(r.stage for r in done if r.cached)

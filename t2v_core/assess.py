@@ -1,20 +1,16 @@
-"""Judging a trained model on its pixels: the evaluation prompts (held-out and seen
-compositions of the built-in corpus), rendering and judging them, and the Frechet distance
-to real clips. Used by the evaluate stage and, on a few prompts, during training."""
+"""The Moving Shapes judge applied to a trained model: the evaluation prompts (held-out and
+seen compositions of the built-in corpus), rendered and judged on their pixels. Used by the
+evaluate stage and, on a few prompts, during training, for corpora that name this judge."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
-
 from t2v_core import evaluate as ev
-from t2v_core.config import EmbedConfig, EvaluateConfig
+from t2v_core.config import EmbedConfig
 from t2v_core.corpus import synthetic as syn
-from t2v_core.datasets import load_clips
 from t2v_core.embeddings import encode_tokens, prompt_tokens
-from t2v_core.store import ArtifactRef
 
 
 def evaluation_prompts(n_per_split: int, seed: int) -> list[dict[str, Any]]:
@@ -58,21 +54,3 @@ def judge_model(model: Any, nlp: Any, embed_cfg: EmbedConfig, n_per_split: int,
         metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
     metrics["prompts"] = len(rows)
     return metrics, clips, rows
-
-
-def frechet_against_real(fake: np.ndarray, rows: list[dict[str, Any]], frames_ref: ArtifactRef,
-                         ingest_ref: ArtifactRef, cfg: EvaluateConfig) -> float:
-    """Frechet distance between real test-split clips and the generated held-out clips, on
-    the features of a small classifier trained on the real corpus."""
-    clips, clip_row = load_clips(frames_ref)
-    corpus = pq.read_table(ingest_ref.file("corpus.parquet")).to_pandas().drop_duplicates("video_sha256")
-    corpus = corpus[corpus["video_sha256"].isin(clip_row.keys())]
-    attrs = ["colour", "shape", "size", "direction"]
-    real = clips[corpus["video_sha256"].map(clip_row).to_numpy()]
-    labels = {a: corpus[a].astype("category").cat.codes.to_numpy() for a in attrs}
-    net = ev.train_feature_net(real, labels, steps=cfg.feature_steps, seed=cfg.seed)
-    test_real = real[(corpus["split"] == "test").to_numpy()]
-    test_fake = fake[np.array([r["split"] == "test" for r in rows])]
-    if len(test_real) < 2 or len(test_fake) < 2:
-        return float("nan")
-    return float(ev.frechet_distance(ev.video_features(net, test_real), ev.video_features(net, test_fake)))

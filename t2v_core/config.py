@@ -40,6 +40,8 @@ class IngestConfig:
     video_root: str = ""  # where WebVid-style ids are looked up; default: the manifest's folder
     max_caption_chars: int = 2000  # longer captions are rejected with a reason
     shard_size: int = 2000  # captions per shard for the sharded stages
+    split_shares: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test, for videos whose manifest row has no split
+    min_split_videos: int = 2  # fewer videos on any side stops ingest with a sentence
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,22 @@ class FramesConfig:
     decode_threads: int = 1  # FFmpeg threads per decoder; 1 because the workers already fill the cores
     workers: int = 2  # decode processes
     shard_size: int = 512  # clips per .npy shard
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """The text-video matching model (t2v_core.matching): trained on the training side's
+    real clips, it scores generated videos for every corpus (R-precision, Frechet, variety)."""
+
+    dim: int = 64  # joint embedding size (also the Frechet feature size)
+    channels: int = 32  # width of the video encoder's convolutions
+    text_dim: int = 64  # the text GRU's width
+    steps: int = 400
+    batch_size: int = 48  # videos per contrastive batch (one caption each)
+    lr: float = 1e-3
+    shift: float = 0.2  # clips move by up to this share of their side while training (augmentation)
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,8 +165,9 @@ class TrainConfig:
     word_twin_after: float = 0.0  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step
     word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 500
-    eval_every: int = 500  # judge accuracy on a few prompts, into metrics.parquet
-    select_by: str = ""  # an eval metric (seen compositions only): publish the checkpoint that maximises it; "" = the newest
+    eval_every: int = 500  # validation metrics (and the judge's, where the corpus has one), into metrics.parquet
+    val_captions: int = 64  # validation-side captions rendered at each evaluation
+    select_by: str = "r_precision"  # a validation metric: publish the checkpoint that maximises it; "" = the newest
     max_minutes: float = 0.0  # 0 = no wall-clock budget
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch default
@@ -170,9 +189,12 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    prompts_per_split: int = 100  # held-out prompts and as many seen ones
-    variety_pairs: int = 50
-    feature_steps: int = 200  # Adam steps of the Frechet-distance feature classifier
+    judge: str = "auto"  # auto (the one the corpus declares in corpus.json) | none | shapes
+    prompts_per_split: int = 100  # judge: held-out prompts and as many seen ones
+    variety_pairs: int = 50  # captions drawn twice for variety
+    max_captions: int = 500  # test captions rendered for the generic metrics (one per test video)
+    seed_sets: int = 5  # noise-seed sets: R-precision is reported as their mean and worst
+    side_by_side: int = 24  # test captions on the side-by-side page
     seed: int = 1234
 
 
@@ -181,6 +203,7 @@ class RunnerConfig:
     kind: str = "threads"  # threads | processes | dask
     workers: int = 2
     dask_address: str = ""  # empty = a LocalCluster
+    keep_runs: int = 5  # `t2v gc` keeps what the last N pipeline runs used (and every promoted or pinned model)
 
 
 @dataclass(frozen=True)
@@ -192,6 +215,7 @@ class Profile:
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     render: RenderConfig = field(default_factory=RenderConfig)

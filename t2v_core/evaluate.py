@@ -1,9 +1,10 @@
 """Evaluation metrics: a registry of small functions, each registered by name.
 
-Everything here reads pixels, through the image-analysis judge (t2v_core.judge) or through
-the features of a small classifier trained on the real corpus (t2v_core.features); nothing
-looks inside the generator. Every metric returns plain JSON-able values (float, int, None
-where a metric is undefined, e.g. an accuracy over zero clips).
+Everything here reads pixels, through the features of the corpus's text-video matching model
+(t2v_core.matching: the generic metrics, for every corpus) or through an image-analysis judge
+(t2v_core.judge, where a corpus has ground truth); nothing looks inside the generator. Every
+metric returns plain JSON-able values (float, int, None where a metric is undefined, e.g. an
+accuracy over zero clips).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any, TypeVar
 import numpy as np
 from scipy import linalg
 
-from t2v_core.features import FeatureNet, train_feature_net, video_features
 from t2v_core.judge import Judgement, judge_clip, judge_many
 
 __all__ = [
@@ -25,10 +25,11 @@ __all__ = [
     "temporal_coherence",
     "variety",
     "frechet_distance",
+    "kid",
+    "r_precision",
+    "motion",
+    "feature_variety",
     "evaluate_clips",
-    "FeatureNet",
-    "train_feature_net",
-    "video_features",
 ]
 
 ATTRIBUTES = ("colour", "shape", "size", "direction")
@@ -189,3 +190,83 @@ def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dic
     }
     out["coherence"] = temporal_coherence(judged)
     return out
+
+
+@metric("kid")
+def kid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Kernel Inception Distance (Binkowski et al. 2018): the unbiased squared MMD with the
+    cubic kernel (x.y / d + 1)^3. Unlike the Frechet distance it needs no covariance, so it
+    stays unbiased with a few dozen clips."""
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"KID needs two (N >= 2, D) feature sets, got {a.shape} and {b.shape}")
+    d = a.shape[1]
+    kxx, kyy, kxy = ((x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
+    m, n = len(a), len(b)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+@metric("r_precision")
+def r_precision(sims: np.ndarray, true: np.ndarray, exclude: np.ndarray, pool: int = 100,
+                seed: int = 0) -> tuple[float, int]:
+    """AttnGAN's R-precision (R = 1): for each video i, its caption ``true[i]`` and up to
+    ``pool - 1`` other captions drawn at random; a hit when the true caption scores highest.
+    ``sims`` (N, M) are video-caption similarities over M distinct caption texts (duplicate
+    texts removed), ``exclude`` (N, M) marks captions that may not be negatives of video i
+    (its own video's other captions). Returns (R@1, the smallest pool any video had)."""
+    n, m = sims.shape
+    if true.shape != (n,) or exclude.shape != (n, m):
+        raise ValueError(f"sims {sims.shape}, true {true.shape} and exclude {exclude.shape} disagree")
+    if n == 0:
+        raise ValueError("R-precision needs at least one video")
+    rng = np.random.default_rng(seed)
+    hits, sizes = [], []
+    for i in range(n):
+        allowed = ~exclude[i]
+        allowed[true[i]] = False
+        negatives = np.flatnonzero(allowed)
+        if len(negatives) > pool - 1:
+            negatives = rng.choice(negatives, pool - 1, replace=False)
+        hits.append(bool(len(negatives) == 0 or sims[i, true[i]] > sims[i, negatives].max()))
+        sizes.append(len(negatives) + 1)
+    return float(np.mean(hits)), int(min(sizes))
+
+
+def _changes(clips: np.ndarray) -> tuple[float, float]:
+    """Mean absolute change between adjacent frames, and the part of it that does not
+    persist over two frames: |d_t| + |d_t+1| - |x_t+2 - x_t| >= 0, zero when a pixel keeps
+    moving one way, so flicker (a pixel that jumps and comes back) cannot pass for motion."""
+    x = clips.astype(np.float32) / 255.0
+    d = np.diff(x, axis=1)
+    change = float(np.abs(d).mean())
+    if x.shape[1] < 3:
+        return change, 0.0
+    back = np.abs(d[:, :-1]) + np.abs(d[:, 1:]) - np.abs(x[:, 2:] - x[:, :-2])
+    return change, float(back.mean() / 2)
+
+
+@metric("motion")
+def motion(generated: np.ndarray, real: np.ndarray) -> dict[str, float | None]:
+    """``ratio``: generated clips' mean change between adjacent frames over real clips';
+    ``flicker``: the same ratio for the change that does not persist (see ``_changes``).
+    1 is the real clips' amount; 0 is a still image."""
+    g_change, g_flicker = _changes(generated)
+    r_change, r_flicker = _changes(real)
+    return {"ratio": g_change / r_change if r_change > 0 else None,
+            "flicker": g_flicker / r_flicker if r_flicker > 0 else None,
+            "generated_change": g_change, "real_change": r_change}
+
+
+@metric("feature_variety")
+def feature_variety(draw_a: np.ndarray, draw_b: np.ndarray, real: np.ndarray) -> float:
+    """Mean feature distance between two noise draws of one caption, over the mean distance
+    between two different real clips: 0 = every draw alike, 1 = as different as two clips
+    of the corpus. Inputs are (N, D) features; ``real`` needs at least 2 rows."""
+    if draw_a.shape != draw_b.shape or len(real) < 2:
+        raise ValueError(f"variety needs paired draws and 2+ real clips, got {draw_a.shape}, {draw_b.shape}, {real.shape}")
+    pair = float(np.linalg.norm(draw_a - draw_b, axis=1).mean())
+    diff = real[:, None, :] - real[None, :, :]
+    dist = np.linalg.norm(diff, axis=-1)
+    spread = float(dist.sum() / (len(real) * (len(real) - 1)))
+    return pair / spread if spread > 0 else 0.0

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from t2v_core.config import Profile
+from t2v_core.config import Profile, TrainConfig
 from t2v_core.store import (
     ArtifactRef,
     ArtifactStore,
@@ -37,22 +37,25 @@ from t2v_core.store import (
     write_parquet,
 )
 
-STAGES = ("synth", "ingest", "tokenize", "annotate", "embed", "frames", "train", "render", "evaluate")
+STAGES = ("synth", "ingest", "tokenize", "annotate", "embed", "frames", "match", "train", "render", "evaluate")
 SHARDED = ("tokenize", "annotate", "frames")
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 # The t2v_core sources each stage's output depends on: editing one reruns that stage.
 CODE = {
-    "synth": ["corpus/synthetic.py", "video.py"],
-    "ingest": ["corpus/manifests.py"],
+    "synth": ["corpus/synthetic.py", "corpus/info.py", "video.py", "writers.py"],
+    "ingest": ["corpus/manifests.py", "corpus/info.py"],
     "tokenize": ["text.py"],
     "annotate": ["text.py"],
     "embed": ["embeddings.py", "text.py"],
     "frames": ["video.py"],
-    "train": ["model", "train.py", "datasets.py"],
-    "render": ["render.py", "catalog.py", "generate.py", "video.py", "text.py", "embeddings.py"],
-    "evaluate": ["assess.py", "datasets.py", "evaluate.py", "features.py", "judge.py", "generate.py",
-                 "embeddings.py", "text.py", "corpus/synthetic.py"],
+    "match": ["matching.py", "model/text_encoder.py", "datasets.py", "scoring.py", "evaluate.py", "judge.py"],
+    # validation during training selects the published checkpoint, so its code is the train key's too
+    "train": ["model", "train.py", "datasets.py", "run_records.py", "generate.py", "scoring.py", "evaluate.py",
+              "matching.py", "assess.py", "judge.py", "embeddings.py", "corpus/synthetic.py", "pipeline.py"],
+    "render": ["render.py", "catalog.py", "generate.py", "video.py", "writers.py", "text.py", "embeddings.py"],
+    "evaluate": ["assess.py", "datasets.py", "evaluate.py", "scoring.py", "matching.py", "judge.py", "generate.py",
+                 "embeddings.py", "text.py", "corpus/synthetic.py", "writers.py", "sidebyside.py", "pipeline.py"],
 }
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
@@ -105,7 +108,14 @@ def _build(ctx: Context, stage: str, params: dict[str, Any], inputs: dict[str, s
         if found is not None:
             return found
         writer = ctx.store.open(stage, key, keep_partial=keep_partial)
-        counts = build(writer.path)
+        try:
+            counts = build(writer.path)
+        except BaseException:
+            # Nothing of a failed build stays behind, except a training run's checkpoints,
+            # which a rerun resumes from.
+            if not keep_partial:
+                shutil.rmtree(writer.path, ignore_errors=True)
+            raise
         return writer.commit(params=params, inputs=inputs, counts=counts, extra=extra)
 
 
@@ -173,6 +183,7 @@ def manifest_identity(path: Path) -> str:
 def ingest(ctx: Context, synth_ref: ArtifactRef | None) -> ArtifactRef:
     """Manifest -> validated corpus.parquet and rejects.parquet."""
     from t2v_core.corpus import manifests
+    from t2v_core.corpus.info import read_info
 
     cfg = ctx.profile.ingest
     if cfg.manifest:
@@ -186,14 +197,23 @@ def ingest(ctx: Context, synth_ref: ArtifactRef | None) -> ArtifactRef:
         manifest = synth_ref.file("manifest.csv")
         inputs = {"synth": synth_ref.key}
 
+    info = read_info(manifest)
+
     def build(out: Path) -> dict[str, int]:
         corpus, rejects = manifests.read_manifest(manifest, cfg)
+        sides = manifests.check_splits(corpus, cfg)
         write_parquet(corpus, out / "corpus.parquet", manifests.CORPUS_SCHEMA)
         write_parquet(rejects, out / "rejects.parquet", manifests.REJECTS_SCHEMA)
-        return {"rows_out": corpus.num_rows, "rejected": rejects.num_rows}
+        return {"rows_out": corpus.num_rows, "rejected": rejects.num_rows,
+                **{f"{side}_videos": n for side, n in sides.items()}}
 
     params = {**ctx.profile.section("ingest"), "manifest": str(manifest)}
-    return _build(ctx, "ingest", params, inputs, build)
+    return _build(ctx, "ingest", params, inputs, build, extra={"corpus": dataclasses.asdict(info)})
+
+
+def corpus_of(ingest_ref: ArtifactRef) -> dict[str, str]:
+    """The corpus's identity, name and judge, as ingest recorded them (t2v_core.corpus.info)."""
+    return dict(ingest_ref.manifest().get("corpus") or {"id": "", "name": "", "judge": ""})
 
 
 # ---------------------------------------------------------------------------- text
@@ -369,11 +389,42 @@ def combine_frames(ctx: Context, shard_refs: Sequence[ArtifactRef]) -> ArtifactR
     return _build(ctx, "frames", ctx.profile.section("frames"), inputs, build)
 
 
+# ---------------------------------------------------------------------------- match
+
+
+def match(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef) -> ArtifactRef:
+    """The text-video matching model, trained on the training side's real clips, with its
+    R-precision on real val and test clips (ceiling) and with shuffled captions (chance)."""
+    import torch
+
+    from t2v_core import matching, scoring
+    from t2v_core.datasets import side_data, train_data
+
+    cfg = ctx.profile.match
+
+    def build(out: Path) -> dict[str, int]:
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        data = train_data(ingest_ref, embed_ref, frames_ref)
+        model, losses = matching.train_match(data.clips, data.caption_clip, data.token_ids, data.lengths,
+                                             data.embeddings, cfg)
+        matching.save_match(model, out / matching.FILE)
+        report = {"steps": cfg.steps, "loss_first": losses[0] if losses else None,
+                  "loss_last": float(np.mean(losses[-20:])) if losses else None}
+        for side in ("val", "test"):
+            report[side] = scoring.calibration(model, side_data(ingest_ref, embed_ref, frames_ref, side), cfg.seed)
+        (out / "match.json").write_text(json.dumps(report, indent=2))
+        return {"train_videos": int(len(np.unique(data.caption_clip))), "train_captions": int(len(data.caption_clip))}
+
+    inputs = {"ingest": ingest_ref.key, "embed": embed_ref.key, "frames": frames_ref.key}
+    return _build(ctx, "match", ctx.profile.section("match"), inputs, build)
+
+
 # ---------------------------------------------------------------------------- train
 
 
 def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
-          progress: Callable[[int, int, dict], None] | None = None,
+          match_ref: ArtifactRef, progress: Callable[[int, int, dict], None] | None = None,
           init_from: ArtifactRef | None = None) -> ArtifactRef:
     """Train the GAN; a rerun after a crash resumes from the newest whole checkpoint.
 
@@ -382,6 +433,8 @@ def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_
     the key, so a warm-started run never shares a folder with a cold one."""
     from t2v_core import train as trainer
     from t2v_core.datasets import train_data
+
+    tcfg, adapted = _train_settings_for(ctx.profile.train, corpus_of(ingest_ref).get("judge", ""))
 
     def build(out: Path) -> dict[str, int]:
         data = train_data(ingest_ref, embed_ref, frames_ref)
@@ -392,41 +445,84 @@ def train(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_
         if report is None and ctx.progress is not None:
             report = lambda step, total, _logs: ctx.progress("train", step, total)  # noqa: E731
         summary = trainer.train(
-            data, model_cfg, ctx.profile.train, out, progress=report,
-            eval_fn=lambda model: _quick_eval(ctx, model),
+            data, model_cfg, tcfg, out, progress=report,
+            eval_fn=_validation(ctx, ingest_ref, embed_ref, frames_ref, match_ref),
             init_from=checkpoint_of(init_from) if init_from is not None else None,
         )
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         return {"steps": int(summary.get("steps", ctx.profile.train.steps)),
                 "captions": int(len(data.caption_clip))}
 
-    params = {"train": ctx.profile.section("train"), "model": ctx.profile.section("model")}
-    inputs = {"ingest": ingest_ref.key, "embed": embed_ref.key, "frames": frames_ref.key}
+    params = {"train": dataclasses.asdict(tcfg), "model": ctx.profile.section("model")}
+    inputs = {"ingest": ingest_ref.key, "embed": embed_ref.key, "frames": frames_ref.key, "match": match_ref.key}
     if init_from is not None:
         inputs["init_from"] = init_from.key
-    return _build(ctx, "train", params, inputs, build, keep_partial=True)
+    return _build(ctx, "train", params, inputs, build, keep_partial=True,
+                  extra={"adapted_to_corpus": adapted} if adapted else None)
 
 
-def _quick_eval(ctx: Context, model: Any) -> dict[str, float]:
-    """The judge's accuracy on a few prompts, logged into metrics.parquet during training.
+# What the Moving Shapes judge's validation reports (_judge_validation).
+JUDGE_METRICS = ("seen_all_correct", "seen_coherent", "seen_correct_and_coherent", "seen_variety", "seen_weakest")
 
-    These are validation draws: the evaluation's seed plus one, so neither their noise nor
-    their order is the evaluate stage's. [train] select_by may use the seen compositions'
-    figures (which are training compositions), never the held-out ones. Variety is measured
-    on the seen prompts (judge_model pairs the first prompts, which are the seen ones).
-    ``seen_weakest`` is the lowest of the three seen figures that the evaluation has bars
-    for: a checkpoint chosen on it is the one whose weakest bar is best."""
+
+def _train_settings_for(cfg: TrainConfig, judge: str) -> tuple[TrainConfig, dict[str, Any]]:
+    """A profile may lean on a corpus judge's figures: selection by one of them, terms
+    gated on its accuracy. On a corpus without that judge those fall back to the generic
+    ones, so any profile trains on any corpus: selection by R-precision, gated terms on from
+    the first step. The changes are recorded in the train artifact's manifest."""
+    if judge:
+        return cfg, {}
+    changes: dict[str, Any] = {}
+    if cfg.select_by in JUDGE_METRICS:
+        changes["select_by"] = "r_precision"
+    for gate in ("word_twin_after", "diversity_floor_after"):
+        if getattr(cfg, gate) > 0:
+            changes[gate] = 0.0
+    return dataclasses.replace(cfg, **changes), changes
+
+
+def _validation(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, frames_ref: ArtifactRef,
+                match_ref: ArtifactRef) -> Callable[[Any], dict[str, float]]:
+    """The metrics logged into metrics.parquet at each evaluation during training, from
+    the validation side only (never test): R-precision of videos generated from up to
+    ``[train] val_captions`` val captions and their variety, through the matching model;
+    and where the corpus has a judge, the judge's figures on its validation prompts.
+    [train] select_by picks the published checkpoint by one of these."""
+    from t2v_core import scoring
+    from t2v_core.datasets import side_data
+    from t2v_core.matching import FILE, load_match
+
+    tcfg = ctx.profile.train
+    side = side_data(ingest_ref, embed_ref, frames_ref, "val", tcfg.val_captions, tcfg.seed)
+    matcher = load_match(Path(match_ref.file(FILE)))
+    judge = corpus_of(ingest_ref).get("judge", "")
+
+    def evaluate(model: Any) -> dict[str, float]:
+        def generate(rows: Sequence[int], seeds: Sequence[int]) -> np.ndarray:
+            rows = list(rows)
+            return model.generate(side.token_ids[rows], side.lengths[rows], list(seeds))
+
+        out = scoring.validation(matcher, side, generate, tcfg.seed)
+        if judge == "shapes":
+            out.update(_judge_validation(ctx, model))
+        return out
+
+    return evaluate
+
+
+def _judge_validation(ctx: Context, model: Any) -> dict[str, float]:
+    """The Moving Shapes judge on 40 seen-composition prompts (training compositions, drawn
+    with the evaluation's seed plus one, so neither their noise nor their order is the
+    evaluate stage's). ``seen_weakest`` is the lowest of the three seen figures the judge
+    has bars for: a checkpoint chosen on it is the one whose weakest bar is best."""
     from t2v_core.assess import judge_model
 
-    n = max(1, min(40, ctx.profile.evaluate.prompts_per_split))
-    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, n, n, ctx.profile.evaluate.seed + 1)
+    m, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, 40, 40, 1235)
     seen = {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
             "seen_coherent": m["seen"]["coherent"] or 0.0,
             "seen_correct_and_coherent": m["seen"]["correct_and_coherent"] or 0.0,
             "seen_variety": m["variety"]}
-    return {**seen, "seen_weakest": min(seen["seen_all_correct"], seen["seen_coherent"], seen["seen_variety"]),
-            "held_out_all_correct": m["held_out"]["all_correct"] or 0.0,
-            "held_out_coherent": m["held_out"]["coherent"] or 0.0}
+    return {**seen, "seen_weakest": min(seen["seen_all_correct"], seen["seen_coherent"], seen["seen_variety"])}
 
 
 def checkpoint_of(train_ref: ArtifactRef) -> Path:
@@ -473,32 +569,60 @@ def _prompt_nlp(ctx: Context) -> Any:
                 "tokenizer" if ctx.profile.embed.token_form == "lower" else "annotator")
 
 
-def evaluate(ctx: Context, train_ref: ArtifactRef, frames_ref: ArtifactRef, ingest_ref: ArtifactRef) -> ArtifactRef:
-    """Render held-out and seen prompts and judge the pixels: metrics.json."""
-    def build(out: Path) -> dict[str, int]:
-        metrics = evaluate_model(ctx, checkpoint_of(train_ref), frames_ref, ingest_ref)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        return {"prompts": int(metrics.get("prompts", 0))}
+def evaluate(ctx: Context, train_ref: ArtifactRef, match_ref: ArtifactRef, ingest_ref: ArtifactRef,
+             embed_ref: ArtifactRef, frames_ref: ArtifactRef) -> ArtifactRef:
+    """Generate videos of the test side's captions and measure them: metrics.json (the
+    generic metrics, and the corpus judge's where it has one) and a side-by-side page."""
+    from t2v_core.sidebyside import write_side_by_side
 
-    inputs = {"train": train_ref.key, "frames": frames_ref.key, "ingest": ingest_ref.key}
-    params = {**ctx.profile.section("evaluate"), "use_ema": ctx.profile.render.use_ema}
+    def build(out: Path) -> dict[str, int]:
+        metrics, side, clips = evaluate_model(ctx, checkpoint_of(train_ref), match_ref, ingest_ref,
+                                              embed_ref, frames_ref)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        n = write_side_by_side(out / "side_by_side", side.texts, side.clips, clips,
+                               ctx.profile.evaluate.side_by_side, ctx.profile.render.fps)
+        return {"test_videos": len(side.texts), "side_by_side": n}
+
+    inputs = {"train": train_ref.key, "match": match_ref.key, "ingest": ingest_ref.key,
+              "embed": embed_ref.key, "frames": frames_ref.key}
+    params = {**ctx.profile.section("evaluate"), "use_ema": ctx.profile.render.use_ema,
+              "spacy_model": _model_name(ctx.profile.tokenize.spacy_model), "token_form": ctx.profile.embed.token_form}
     return _build(ctx, "evaluate", params, inputs, build)
 
 
-def evaluate_model(ctx: Context, checkpoint: Path, frames_ref: ArtifactRef | None = None,
-                   ingest_ref: ArtifactRef | None = None) -> dict[str, Any]:
-    """The evaluation metrics of one checkpoint (also used by benchmarks)."""
-    from t2v_core.assess import frechet_against_real, judge_model
+def evaluate_model(ctx: Context, checkpoint: Path, match_ref: ArtifactRef, ingest_ref: ArtifactRef,
+                   embed_ref: ArtifactRef, frames_ref: ArtifactRef) -> tuple[dict[str, Any], Any, np.ndarray]:
+    """The evaluation metrics of one checkpoint against this corpus's test side (also used
+    by benchmarks and by nightly promotion to re-score the current model). Returns the
+    metrics, the test side and the first seed set's generated clips."""
+    from t2v_core import scoring
+    from t2v_core.assess import judge_model
+    from t2v_core.datasets import side_data
+    from t2v_core.embeddings import encode_tokens, prompt_tokens
     from t2v_core.generate import Text2Video
+    from t2v_core.matching import FILE, load_match
 
     cfg = ctx.profile.evaluate
     model = Text2Video.from_checkpoint(checkpoint, use_ema=ctx.profile.render.use_ema)
-    metrics, clips, rows = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed,
-                                       cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
-    if frames_ref is not None and ingest_ref is not None:
-        metrics["frechet"] = frechet_against_real(clips, rows, frames_ref, ingest_ref, cfg)
+    side = side_data(ingest_ref, embed_ref, frames_ref, "test", cfg.max_captions, cfg.seed)
+    # Prompts are read as a user's would be: by spaCy, into the model's own vocabulary (a
+    # model trained on an older corpus has another one than this embed stage's).
+    tokens = prompt_tokens(_prompt_nlp(ctx), side.texts, ctx.profile.embed.token_form)
+    ids, lengths, _ = encode_tokens(tokens, model.vocab, model.max_len)
+
+    def generate(rows: Sequence[int], seeds: Sequence[int]) -> np.ndarray:
+        rows = list(rows)
+        return model.generate(ids[rows], lengths[rows], list(seeds))
+
+    metrics, clips = scoring.generic_metrics(load_match(Path(match_ref.file(FILE))), side, generate, cfg)
+    corpus = corpus_of(ingest_ref)
+    if corpus.get("judge") == "shapes":
+        judged, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed,
+                                   cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
+        metrics["judge"] = {"name": "shapes", **judged}
+    metrics["corpus"] = corpus
     metrics["checkpoint"] = checkpoint.name
-    return metrics
+    return metrics, side, clips
 
 
 # ---------------------------------------------------------------------------- whole pipeline
@@ -511,9 +635,10 @@ DEPENDS = {
     "annotate": ("tokenize",),
     "embed": ("tokenize", "annotate"),
     "frames": ("ingest",),
-    "train": ("ingest", "embed", "frames"),
+    "match": ("ingest", "embed", "frames"),
+    "train": ("ingest", "embed", "frames", "match"),
     "render": ("train",),
-    "evaluate": ("train", "frames", "ingest"),
+    "evaluate": ("train", "match", "ingest", "embed", "frames"),
 }
 
 
@@ -558,10 +683,13 @@ def run_pipeline(profile: Profile, workspace: str | Path, stages: Sequence[str] 
         elif stage == "frames":
             shards = plan_frame_shards(ctx, refs["ingest"])
             refs["frames"] = combine_frames(ctx, [frames_shard(ctx, s) for s in shards])
+        elif stage == "match":
+            refs["match"] = match(ctx, refs["ingest"], refs["embed"], refs["frames"])
         elif stage == "train":
-            refs["train"] = train(ctx, refs["ingest"], refs["embed"], refs["frames"])
+            refs["train"] = train(ctx, refs["ingest"], refs["embed"], refs["frames"], refs["match"])
         elif stage == "render":
             refs["render"] = render(ctx, refs["train"])
         elif stage == "evaluate":
-            refs["evaluate"] = evaluate(ctx, refs["train"], refs["frames"], refs["ingest"])
+            refs["evaluate"] = evaluate(ctx, refs["train"], refs["match"], refs["ingest"], refs["embed"],
+                                        refs["frames"])
     return {k: v for k, v in refs.items() if v is not None}

@@ -7,7 +7,7 @@ from tasks._common import context, finish
 
 
 @task(name="evaluate")
-def evaluate_task(profile: Profile, workspace: str, train: ArtifactRef, frames: ArtifactRef,
-                  ingest: ArtifactRef):
-    """Judge rendered held-out and seen prompts on their pixels: metrics.json."""
-    return finish(pipeline.evaluate(context(profile, workspace), train, frames, ingest))
+def evaluate_task(profile: Profile, workspace: str, train: ArtifactRef, match: ArtifactRef,
+                  ingest: ArtifactRef, embed: ArtifactRef, frames: ArtifactRef):
+    """Generate the test side's captions and measure them: metrics.json and a side-by-side page."""
+    return finish(pipeline.evaluate(context(profile, workspace), train, match, ingest, embed, frames))

@@ -8,7 +8,7 @@ from tasks._common import context, finish
 
 @task(name="train")
 def train_task(profile: Profile, workspace: str, ingest: ArtifactRef, embed: ArtifactRef,
-               frames: ArtifactRef, init_from: ArtifactRef | None = None):
+               frames: ArtifactRef, match: ArtifactRef, init_from: ArtifactRef | None = None):
     """Train the GAN; a rerun resumes from the newest checkpoint in the artifact folder.
     ``init_from``: a previous training run to warm-start from."""
-    return finish(pipeline.train(context(profile, workspace), ingest, embed, frames, init_from=init_from))
+    return finish(pipeline.train(context(profile, workspace), ingest, embed, frames, match, init_from=init_from))

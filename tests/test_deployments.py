@@ -10,6 +10,7 @@ work pool, and finally stops the dashboard with Ctrl-C (SIGINT)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -168,6 +169,28 @@ def test_render_catalog_deployment_from_a_real_server(dashboard):
     assert "index.html" in found["markdown"].data
     gallery = found["markdown"].data.split("](file://")[1].split(")")[0]
     assert Path(gallery).is_file() and Path(gallery).is_relative_to(dashboard["ws"])
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_nightly_retrain_deployment_on_own_footage(dashboard, tmp_path):
+    """The nightly-retrain deployment, triggered on a real server, on footage that is not
+    Moving Shapes: it trains, evaluates by the generic metric and promotes per corpus."""
+    from prefect.deployments import run_deployment
+
+    from t2v_core.corpus.footage import write_footage
+    from t2v_core.corpus.info import read_info
+
+    manifest = write_footage(tmp_path / "footage", n_videos=60, height=16, width=16, frames=4,
+                             containers=("mp4", "avi"))
+    with _client_settings(dashboard["url"]):
+        run = run_deployment("nightly-retrain/nightly-retrain", parameters={"manifest": str(manifest)}, timeout=420)
+    assert run.state.is_completed(), run.state
+    corpus = read_info(manifest).id
+    pointer = json.loads((dashboard["ws"] / "pointers" / f"model--{corpus}.json").read_text())
+    log = json.loads((dashboard["ws"] / "promotions" / f"{corpus}.json").read_text())
+    assert log[-1]["metric"] == "text_video.r_precision" and log[-1]["promoted"]
+    assert pointer["key"] == log[-1]["candidate"]
 
 
 @pytest.mark.server

@@ -16,7 +16,7 @@ from t2v_core.store import ArtifactStore
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 ALL_BUILT = {"synth", "ingest", "tokenize-shard", "tokenize", "annotate-shard", "annotate", "embed",
-             "frames-shard", "frames", "train", "render", "evaluate"}
+             "frames-shard", "frames", "match", "train", "render", "evaluate"}
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,11 @@ def test_first_run_builds_every_stage(first_run):
     gallery = Path(refs["render"]["path"]) / "index.html"
     assert gallery.is_file() and "<video" in gallery.read_text()
     assert (Path(refs["evaluate"]["path"]) / "metrics.json").is_file()
-    # Training's validation on the seen prompts, which the tiny profile selects a checkpoint by.
+    # Training's validation: the generic R-precision on val-side captions, and the corpus
+    # judge's figures on the seen prompts, which the tiny profile selects a checkpoint by.
     evals = pd.read_parquet(Path(refs["train"]["path"]) / "metrics.parquet").dropna(subset=["eval_seen_weakest"])
     assert len(evals) == 2  # steps 3 and 6
+    assert evals["eval_r_precision"].between(0, 1).all() and evals["eval_variety"].ge(0).all()
     seen = evals[["eval_seen_all_correct", "eval_seen_coherent", "eval_seen_variety"]]
     assert (evals["eval_seen_weakest"] == seen.min(axis=1)).all()
     assert ((evals["eval_seen_correct_and_coherent"] <= evals["eval_seen_all_correct"])
@@ -56,7 +58,7 @@ def test_changing_a_train_setting_reruns_train_and_downstream_only(first_run):
     ws, _ = first_run
     result = pipeline_flow(profile="tiny", workspace=str(ws), overrides={"train": {"steps": 4}})
     assert set(result["ran"]) == {"train", "render", "evaluate"}
-    assert {"synth", "ingest", "tokenize", "annotate", "embed", "frames"} <= set(result["cached"])
+    assert {"synth", "ingest", "tokenize", "annotate", "embed", "frames", "match"} <= set(result["cached"])
 
 
 def test_deleting_the_frames_artifact_rebuilds_just_that(first_run):

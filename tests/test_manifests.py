@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from t2v_core.config import IngestConfig
-from t2v_core.corpus.manifests import CORPUS_SCHEMA, REJECTS_SCHEMA, detect_format, read_manifest
+from t2v_core.corpus.manifests import (
+    CORPUS_SCHEMA,
+    REJECTS_SCHEMA,
+    CorpusError,
+    check_splits,
+    detect_format,
+    read_manifest,
+    side_of,
+)
 from t2v_core.store import digest_file
 from t2v_core.writers import write_video
 
@@ -40,7 +48,11 @@ def test_generic_csv_resolves_paths_numbers_captions_and_keeps_order(tmp_path):
     assert [r["source_row"] for r in corpus] == [0, 1, 1, 2]
     assert corpus[0]["video_path"] == str(a.resolve()) and corpus[1]["video_path"] == str(b.resolve())
     assert corpus[0]["video_sha256"] == digest_file(a) == corpus[3]["video_sha256"]
-    assert (corpus[0]["colour"], corpus[0]["split"], corpus[1]["colour"], corpus[1]["split"]) == ("red", "test", None, "train")
+    # other columns ride along as attributes; a video without a split follows its row with one
+    assert [json.loads(r["attributes"]) for r in corpus] == [{"colour": "red"}, {"colour": ""}, {"colour": ""},
+                                                              {"colour": ""}]
+    assert [corpus[0]["split"], corpus[3]["split"]] == ["test", "test"]
+    assert corpus[1]["split"] == side_of(corpus[1]["video_sha256"], (0.8, 0.1, 0.1)) == corpus[2]["split"]
 
 
 def test_bad_rows_are_rejects_with_reasons_and_nothing_is_dropped(tmp_path):
@@ -82,7 +94,7 @@ def test_jsonl_with_caption_lists_and_broken_lines(tmp_path):
     (tmp_path / "m.jsonl").write_bytes(b"\n".join(lines))
     corpus, rejects = read(tmp_path / "m.jsonl")
     assert [(r["caption_id"], r["caption"], r["split"]) for r in corpus] == [
-        ("a#0", "one", "val"), ("a#1", "two", "val"), ("x", "caf\u00e9", "train")]  # fmt: skip
+        ("a#0", "one", "val"), ("a#1", "two", "val"), ("x", "caf\u00e9", "val")]  # fmt: skip
     assert [(r["row"], r["reason"].split(":")[0]) for r in rejects] == [
         (2, "invalid JSON"), (4, "invalid UTF-8 on this line"), (5, "no video path (expected one of ['video_path', 'video', 'path', 'file'])")]  # fmt: skip
 
@@ -102,7 +114,7 @@ def test_msrvtt_joins_sentences_to_videos(tmp_path):
     (tmp_path / "videodatainfo.json").write_text(json.dumps(data))
     corpus, rejects = read(tmp_path / "videodatainfo.json", video_root=str(tmp_path / "TrainValVideo"))
     assert [(r["caption_id"], r["video_id"], r["split"]) for r in corpus] == [
-        ("0", "video0", "train"), ("1", "video1", "validate"), ("2", "video0", "train")]  # fmt: skip
+        ("0", "video0", "train"), ("1", "video1", "val"), ("2", "video0", "train")]  # fmt: skip
     assert corpus[1]["video_path"].endswith("video1.webm")
     assert corpus[0]["video_sha256"] == corpus[2]["video_sha256"]  # one video, many captions
     assert ["not in the 'videos' list" in rejects[0]["reason"], rejects[1]["reason"]] == [
@@ -154,3 +166,39 @@ def test_unreadable_manifests_are_clear_errors(tmp_path):
     (tmp_path / "m.xml").write_text("<x/>")
     with pytest.raises(ValueError, match="set \\[ingest\\] format"):
         read_manifest(tmp_path / "m.xml", IngestConfig())
+
+
+def test_splits_by_content_hash_stay_put_as_the_corpus_grows(tmp_path):
+    """Rows without a split are placed by their video's content hash in the configured
+    shares: the same video is on the same side in a grown corpus, and every caption of a
+    video is on one side."""
+    paths = [clip(tmp_path, f"v/{i:03d}.avi", i) for i in range(60)]
+    lines = ["video_path,caption,caption_2"] + [f"{p.name and 'v/' + p.name},clip {i},again {i}" for i, p in enumerate(paths)]
+    (tmp_path / "small.csv").write_text("\n".join(lines[:31]) + "\n")
+    (tmp_path / "grown.csv").write_text("\n".join(lines) + "\n")
+    small, _ = read(tmp_path / "small.csv")
+    grown, rejects = read(tmp_path / "grown.csv")
+    assert rejects == [] and len(grown) == 120
+    side = {r["video_sha256"]: r["split"] for r in grown}
+    assert all(side[r["video_sha256"]] == r["split"] for r in small)  # no video moved
+    assert all(r["split"] == side[r["video_sha256"]] for r in grown)  # one side per video
+    counts = {s: sum(v == s for v in side.values()) for s in ("train", "val", "test")}
+    assert counts["train"] > counts["val"] > 0 and counts["test"] > 0, counts
+    # All on one side when the shares say so.
+    only, _ = read(tmp_path / "grown.csv", split_shares=(0.0, 0.0, 1.0))
+    assert {r["split"] for r in only} == {"test"}
+
+
+def test_conflicting_sides_are_rejected_and_short_sides_stop_ingest(tmp_path):
+    clip(tmp_path, "a.avi", 1)
+    clip(tmp_path, "b.avi", 2)
+    (tmp_path / "m.csv").write_text("video_path,caption,split\na.avi,one,train\na.avi,two,test\n"
+                                    "b.avi,three,valid\nb.avi,four,holdout\n")
+    corpus, rejects = read(tmp_path / "m.csv")
+    assert [(r["caption"], r["split"]) for r in corpus] == [("one", "train"), ("three", "val")]
+    assert sorted(r["reason"].split(";")[0].split(" (")[0] for r in rejects) == [
+        "the video is on the train side", "unknown split 'holdout'"]
+    table, _ = read_manifest(tmp_path / "m.csv", IngestConfig())
+    with pytest.raises(CorpusError, match=r"1 train, 1 val, 0 test video\(s\); every side needs at least 2"):
+        check_splits(table, IngestConfig())
+    assert check_splits(table, IngestConfig(min_split_videos=0)) == {"train": 1, "val": 1, "test": 0}

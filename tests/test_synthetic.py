@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 
 import numpy as np
@@ -106,7 +107,12 @@ def test_write_corpus_manifest_balance_and_determinism(tmp_path):
     assert len(per_combo) == 168 and set(per_combo.values()) == {2}
     # held-out pairs are exactly the test split
     held = [(c, s) in syn.HELD_OUT for c, s in zip(df["colour"], df["shape"], strict=True)]
-    assert (df["split"] == np.where(held, "test", "train")).all()
+    assert (df["split"] == np.where(held, "test", df["split"])).all() and set(df["split"][held]) == {"test"}
+    # seen compositions are train, every 10th video of them val (the validation side)
+    seen = df[~np.array(held)]
+    assert set(seen["split"]) == {"train", "val"}
+    assert (seen["split"] == "val").mean() == pytest.approx(0.1, abs=0.02)
+    assert json.loads((tmp_path / "a" / "corpus.json").read_text())["judge"] == "shapes"
     assert all((tmp_path / "a" / p).is_file() for p in df["video_path"])
     # the same seed gives the same manifest bytes and the same frames
     again = syn.write_corpus(cfg, tmp_path / "b")

@@ -25,7 +25,7 @@ COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"
           ("green", "square", "small", "down"), ("white", "circle", "large", "right")]
 MODEL = ModelConfig(frames=4, height=16, width=16, word_dim=8, text_dim=16, z_dim=8,
                     hidden=16, attn_heads=2, g_channels=4, d_channels=4)
-TRAIN = TrainConfig(steps=4, batch_size=4, ckpt_every=2, eval_every=2, threads=1, seed=3)
+TRAIN = TrainConfig(steps=4, batch_size=4, ckpt_every=2, eval_every=2, threads=1, seed=3, select_by="")
 
 
 def tiny_data(n_clips: int = 8) -> TrainData:

@@ -220,9 +220,12 @@ def caption(scene: str, motion: str, tint: str, rng: np.random.Generator, people
 
 
 def write_footage(out: Path, n_videos: int = 60, height: int = 48, width: int = 48, frames: int = 12,
-                  fps: int = 8, seed: int = 0, broken: bool = True) -> Path:  # fmt: skip
+                  fps: int = 8, seed: int = 0, broken: bool = True,
+                  containers: tuple[str, ...] = CONTAINERS) -> Path:  # fmt: skip
     """Write ``n_videos`` clips under ``out/videos/`` and ``out/manifest.csv`` (last,
-    atomically); returns the manifest's path. The same arguments give the same manifest."""
+    atomically); returns the manifest's path. The same arguments give the same manifest and
+    the same frames; the same file bytes too, except WebM's (the muxer writes a random
+    segment id), so a corpus without WebM also gets the same content-hashed splits."""
     if n_videos < 1 or min(height, width, frames, fps) < 1:
         raise ValueError("n_videos, height, width, frames and fps must be at least 1")
     out = Path(out)
@@ -246,7 +249,7 @@ def write_footage(out: Path, n_videos: int = 60, height: int = 48, width: int = 
         return row, clip
 
     for i in range(n_videos):
-        row, clip = clip_row(i, f"ff{i:05d}", CONTAINERS[int(pick.integers(len(CONTAINERS)))])
+        row, clip = clip_row(i, f"ff{i:05d}", containers[int(pick.integers(len(containers)))])
         write_video(out / row["video_path"], clip, fps)
         rows.append(row)
     if broken:

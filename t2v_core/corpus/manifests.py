@@ -4,8 +4,9 @@ Formats (IngestConfig.format, or "auto" by suffix and shape):
 
 - generic CSV: a video column (``video_path``, ``video``, ``path`` or ``file``) and one or
   more caption columns (``caption``, ``caption_2``, ...); a video may also appear on several
-  rows. Optional: ``caption_id``, ``video_id``, ``split``, ``colour``/``color``, ``shape``,
-  ``size``, ``direction``. One input row per (record, caption).
+  rows. Optional: ``caption_id``, ``video_id``, ``split``. Every other column rides along as
+  an attribute (``colour``, ``digit_1``, ``scene`` ...), for a judge to read. One input row
+  per (record, caption).
 - generic JSONL: one object per line with the same keys; ``captions`` may be a list.
 - MSR-VTT JSON: ``videos`` (``video_id``, optional ``split``) and ``sentences``
   (``video_id``, ``caption``, optional ``sen_id``) joined by video id; the files are
@@ -20,6 +21,12 @@ Formats (IngestConfig.format, or "auto" by suffix and shape):
 Relative paths resolve against the manifest's folder (``video_root`` for the id-based
 formats when set). Rows keep manifest order. Every input row ends up either in the corpus
 or in the rejects table with its reason: rows in = corpus rows + rejects rows.
+
+Splits: a ``split`` of ``train``, ``val`` or ``test`` is kept (all captions of one video must
+agree; a later row that puts the video on another side is rejected). A row without one is
+placed by its video's content hash, in the shares of ``[ingest] split_shares``, so a video's
+side never changes as the corpus grows. ``check_splits`` stops a corpus with too few videos
+on a side.
 
 Caption cleaning: control characters (Unicode category Cc: tabs, newlines, NUL, escape,
 ...) become spaces and the ends are stripped; emoji, format characters such as the
@@ -48,11 +55,8 @@ CORPUS_SCHEMA = pa.schema(
         ("video_path", pa.string()),  # absolute
         ("video_sha256", pa.string()),  # content hash of the file: the frames stage's key
         ("caption", pa.string()),
-        ("split", pa.string()),  # "train" unless the manifest says
-        ("colour", pa.string()),  # ground-truth attributes, where the corpus carries them
-        ("shape", pa.string()),
-        ("size", pa.string()),
-        ("direction", pa.string()),
+        ("split", pa.string()),  # train | val | test
+        ("attributes", pa.string()),  # JSON object of the manifest's other columns ("{}" if none)
         ("source_row", pa.int64()),  # 0-based record number in the manifest
     ]
 )
@@ -69,8 +73,15 @@ REJECTS_SCHEMA = pa.schema(
 
 FORMATS = ("auto", "csv", "jsonl", "msrvtt", "webvid", "folder")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".gif")
-ATTRIBUTES = ("colour", "shape", "size", "direction")
 VIDEO_KEYS = ("video_path", "video", "path", "file")
+SPLITS = ("train", "val", "test")
+_SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "validation": "val", "test": "test"}
+# Columns the adapters read themselves; every other column is an attribute.
+_OWN_KEYS = frozenset({*VIDEO_KEYS, "video_id", "caption_id", "captions", "split"})
+
+
+class CorpusError(ValueError):
+    """A corpus that a stage cannot serve, said in one sentence (no traceback needed)."""
 
 
 @dataclass
@@ -84,7 +95,7 @@ class RawRow:
     caption: Any  # str normally; anything else is rejected with a reason
     caption_id: str = ""  # "" = generate f"{video_id}#{k}"
     split: str = ""
-    attrs: dict[str, str | None] = field(default_factory=dict)
+    attrs: dict[str, str] = field(default_factory=dict)
     error: str = ""  # set when the adapter already knows the row is bad
 
 
@@ -105,6 +116,28 @@ def read_manifest(path: Path, cfg: IngestConfig) -> tuple[pa.Table, pa.Table]:
     adapter = {"csv": _read_csv, "jsonl": _read_jsonl, "msrvtt": _read_msrvtt,
                "webvid": _read_webvid, "folder": _read_folder}[fmt]  # fmt: skip
     return validate(adapter(path, root), cfg)
+
+
+def side_of(video_sha256: str, shares: tuple[float, ...]) -> str:
+    """The split of a video without one in its manifest: its content hash read as a
+    uniform number in [0, 1), cut at the cumulative shares (train, val, test)."""
+    u = int(video_sha256[:15], 16) / 16**15
+    train, val = shares[0] / sum(shares), (shares[0] + shares[1]) / sum(shares)
+    return "train" if u < train else ("val" if u < val else "test")
+
+
+def check_splits(corpus: pa.Table, cfg: IngestConfig) -> dict[str, int]:
+    """Videos per side; a side below ``min_split_videos`` stops the stage with a sentence."""
+    sides = corpus.select(["video_sha256", "split"]).to_pandas().drop_duplicates("video_sha256")
+    counts = {s: int((sides["split"] == s).sum()) for s in SPLITS}
+    short = [s for s in SPLITS if counts[s] < cfg.min_split_videos]
+    if short:
+        have = ", ".join(f"{counts[s]} {s}" for s in SPLITS)
+        raise CorpusError(
+            f"the corpus has {have} video(s); every side needs at least {cfg.min_split_videos} "
+            f"([ingest] min_split_videos) and {' and '.join(short)} fall short: add videos, or set "
+            f"a split column in the manifest, or change [ingest] split_shares {list(cfg.split_shares)}")
+    return counts
 
 
 def detect_format(path: Path) -> str:
@@ -135,6 +168,7 @@ def validate(rows: Iterator[RawRow], cfg: IngestConfig) -> tuple[pa.Table, pa.Ta
     first_seen: dict[str, int] = {}  # caption_id -> row that holds it
     per_video: dict[str, int] = {}  # video_id -> captions numbered so far
     hashes: dict[str, str] = {}  # video path -> sha256, so a file is hashed once
+    kept: list[tuple[RawRow, str, str]] = []  # (row, caption id, video sha256) that passed
 
     for r in rows:
         caption_id = r.caption_id
@@ -147,23 +181,42 @@ def validate(rows: Iterator[RawRow], cfg: IngestConfig) -> tuple[pa.Table, pa.Ta
             reason = f"duplicate caption_id {caption_id!r} (first at row {first_seen[caption_id]})"
         if not reason:
             reason = _video_problem(r.video_path)
+        if not reason and r.split and r.split.lower() not in _SPLIT_NAMES:
+            reason = f"unknown split {r.split!r}; expected one of {list(SPLITS)} or blank"
         if reason:
-            rejects.append({"source": r.source, "row": r.row, "caption_id": caption_id,
-                            "video_path": r.video_path, "reason": reason})  # fmt: skip
+            rejects.append(_reject(r, caption_id, reason))
             continue
         first_seen[caption_id] = r.row
         if r.video_path not in hashes:
             hashes[r.video_path] = digest_file(Path(r.video_path))
+        kept.append((r, caption_id, hashes[r.video_path]))
+
+    # A video's side: the first split its rows declare, else its content hash's. All its
+    # captions go there; a row declaring another side is rejected.
+    declared: dict[str, tuple[str, int]] = {}
+    for r, _, sha in kept:
+        if r.split:
+            declared.setdefault(sha, (_SPLIT_NAMES[r.split.lower()], r.row))
+    for r, caption_id, sha in kept:
+        side, row = declared.get(sha, (side_of(sha, cfg.split_shares), -1))
+        if r.split and _SPLIT_NAMES[r.split.lower()] != side:
+            rejects.append(_reject(r, caption_id, f"the video is on the {side} side (row {row}), "
+                                                  f"this row puts it on {_SPLIT_NAMES[r.split.lower()]}"))
+            continue
         corpus.append({
             "caption_id": caption_id, "video_id": r.video_id, "video_path": r.video_path,
-            "video_sha256": hashes[r.video_path], "caption": clean_caption(r.caption),
-            "split": r.split or "train", **{a: r.attrs.get(a) for a in ATTRIBUTES},
+            "video_sha256": sha, "caption": clean_caption(r.caption), "split": side,
+            "attributes": json.dumps(r.attrs, sort_keys=True, ensure_ascii=False),
             "source_row": r.row,
         })  # fmt: skip
     return (
         pa.Table.from_pylist(corpus, schema=CORPUS_SCHEMA),
         pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA),
     )
+
+
+def _reject(r: RawRow, caption_id: str, reason: str) -> dict[str, Any]:
+    return {"source": r.source, "row": r.row, "caption_id": caption_id, "video_path": r.video_path, "reason": reason}
 
 
 def clean_caption(text: str) -> str:
@@ -243,8 +296,8 @@ def _record_rows(rec: dict[str, Any], source: str, row: int, base: Path, caption
     video_key = next((k for k in VIDEO_KEYS if _text(rec.get(k))), None)
     video_path = _resolve(_text(rec[video_key]), base) if video_key else ""
     video_id = _text(rec.get("video_id")) or (Path(video_path).stem if video_path else "")
-    attrs = {a: (_text(rec.get(a)) or (_text(rec.get("color")) if a == "colour" else "")) or None
-             for a in ATTRIBUTES}  # fmt: skip
+    attrs = {k: _text(v) for k, v in rec.items()
+             if k not in _OWN_KEYS and k not in caption_keys and not isinstance(v, (list, dict))}
     common = {"source": source, "row": row, "video_id": video_id, "video_path": video_path,
               "split": _text(rec.get("split")), "attrs": attrs}  # fmt: skip
     error = "" if video_key else f"no video path (expected one of {list(VIDEO_KEYS)})"
@@ -348,7 +401,9 @@ def _read_webvid(path: Path, root: Path) -> Iterator[RawRow]:
             video_path = _find_video(root, [video_id])  # a flat download folder
         bad = [k for k, v in rec.items() if _has_bad_utf8(v)]
         error = f"invalid UTF-8 in column(s) {bad}" if bad else ("" if video_id else "no videoid")
-        yield RawRow(str(path), i, video_id, video_path, rec.get("name"), error=error)
+        attrs = {k: _text(v) for k, v in rec.items() if k not in ("videoid", "name", "page_dir", "split")}
+        yield RawRow(str(path), i, video_id, video_path, rec.get("name"), split=_text(rec.get("split")),
+                     attrs=attrs, error=error)
 
 
 # ---------------------------------------------------------------------------- folder

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from t2v_core.config import SynthConfig
+from t2v_core.corpus.info import write_info
 from t2v_core.store import atomic_write_text
 from t2v_core.writers import write_video
 
@@ -67,6 +68,15 @@ _STEP = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0
 def split_of(colour: str, shape: str) -> str:
     """'test' for a held-out (colour, shape) composition, else 'train'."""
     return "test" if (colour, shape) in HELD_OUT else "train"
+
+
+VAL_EVERY = 10  # every 10th video of a seen composition is on the validation side
+
+
+def _side(colour: str, shape: str, index: int) -> str:
+    """test for held-out compositions; of the rest, every VAL_EVERY-th video is val."""
+    split = split_of(colour, shape)
+    return "val" if split == "train" and index % VAL_EVERY == VAL_EVERY - 1 else split
 
 
 def _check_attributes(colour: str, shape: str, size: str, direction: str) -> None:
@@ -278,7 +288,7 @@ def write_corpus(
                     "shape": shape,
                     "size": size,
                     "direction": direction,
-                    "split": split_of(colour, shape),
+                    "split": _side(colour, shape, i),
                 }
             )
         if progress is not None:
@@ -287,6 +297,9 @@ def write_corpus(
     writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    # The corpus names its judge; its identity carries the clip size, so the demo and full
+    # profiles' models are promoted separately.
+    write_info(out_dir, f"moving-shapes-{cfg.width}x{cfg.height}x{cfg.frames}", "shapes")
     manifest = out_dir / "manifest.csv"
     atomic_write_text(manifest, buf.getvalue())
     return manifest
