@@ -5,8 +5,11 @@ pool instead):
 
 - ``nightly-retrain``: cron, 02:00 by default, in a configurable timezone; parameters: the
   corpus manifest and the profile.
-- ``render-catalog``: a catalog path, a model (default: the promoted, else newest, trained
-  model) and render settings (samples, formats).
+- ``render-catalog``: a catalog path or prompts typed into the run form, a model (default:
+  the promoted, else newest, trained model) and render settings (samples, formats). Its
+  artifact links to the gallery at $T2V_GALLERY_URL, which the flow runs served here inherit
+  from this process (`t2v dashboard` sets it to the gallery server it starts; without the
+  dashboard, serve the galleries with `python -m flows.gallery` and pass --gallery-url).
 - ``run-stage``: a stage name and a profile.
 
 Settings come from arguments, or from the environment for `t2v dashboard`:
@@ -14,6 +17,7 @@ T2V_NIGHTLY_CRON (default "0 2 * * *"), T2V_TIMEZONE (default "UTC"), T2V_PROFIL
 (default "demo") and T2V_WORKSPACE.
 
     python -m deployments.serve [--workspace DIR] [--timezone Europe/Paris] [--cron "0 2 * * *"]
+                                [--gallery-url http://127.0.0.1:4201]
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ def build_deployments(workspace: str = "", profile: str = "", cron: str = "", ti
             **common),
         render_catalog_flow.to_deployment(
             name="render-catalog", parameters={"profile": profile, "workspace": ws},
-            description="Render a prompt catalog (CSV, JSONL, txt) into videos and a gallery.",
+            description="Render a prompt catalog (CSV, JSONL, txt) or prompts typed here into videos "
+                        "and a gallery; its artifact links to the gallery and flags unknown words.",
             **common),
         run_stage_flow.to_deployment(
             name="run-stage", parameters={"profile": profile, "workspace": ws},
@@ -81,7 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="")
     parser.add_argument("--cron", default="", help=f"nightly schedule (default {NIGHTLY_CRON!r})")
     parser.add_argument("--timezone", default="", help=f"IANA zone of the schedule (default {DEFAULT_TZ})")
+    parser.add_argument("--gallery-url", default="", help="where the render galleries are served "
+                        "(python -m flows.gallery); the render artifacts link there")
     args = parser.parse_args(argv)
+    if args.gallery_url:
+        from flows.gallery import GALLERY_URL_ENV
+
+        os.environ[GALLERY_URL_ENV] = args.gallery_url  # inherited by the flow runs served
     serve_all(args.workspace, args.profile, args.cron, args.timezone)
 
 

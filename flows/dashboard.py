@@ -2,8 +2,10 @@
 
 The server runs as a child process (`prefect server start`), bound to 127.0.0.1 unless told
 otherwise, on SQLite under PREFECT_HOME or on PostgreSQL when a connection URL is given, with
-telemetry off. This process then serves the deployments of deployments/serve.py against it.
-Ctrl-C stops the runner first (it pauses the schedules it owns), then the server.
+telemetry off. This process then serves the deployments of deployments/serve.py against it,
+and the workspace's render galleries over HTTP (flows/gallery.py) on the next port, same host,
+same basic auth; the render flows it runs link to them through T2V_GALLERY_URL. Ctrl-C stops
+the runner first (it pauses the schedules it owns), then the galleries and the server.
 
 The helpers (server_env, start_server, wait_healthy, stop_server) are also what the
 integration tests use to start a real server, so the tests exercise this code path.
@@ -134,8 +136,13 @@ def stop_on_ctrl_c(proc: subprocess.Popen, grace_s: float = CTRL_C_GRACE_S) -> N
 
 
 def main(host: str = LOCALHOST, port: int = 4200, database_url: str = "", workspace: str = "",
-         auth_string: str = "") -> None:
-    """Start the server, serve the deployments until Ctrl-C, then stop both."""
+         auth_string: str = "", gallery_port: int | None = None) -> None:
+    """Start the server and the galleries, serve the deployments until Ctrl-C, then stop all.
+
+    ``gallery_port``: default $T2V_GALLERY_PORT, else ``port + 1`` (or any free port when that
+    one is taken). $T2V_GALLERY_URL, if set, is the address the artifacts link to (a proxy or
+    a host name that other machines reach); else the gallery server's own."""
+    from flows.gallery import GALLERY_PORT_ENV, GALLERY_URL_ENV, start_gallery
     from flows.settings import WORKSPACE_ENV, workspace_path
 
     auth_string = auth_string or os.environ.get("PREFECT_SERVER_API_AUTH_STRING", "")
@@ -146,6 +153,10 @@ def main(host: str = LOCALHOST, port: int = 4200, database_url: str = "", worksp
     ws = workspace_path(workspace)
     env = server_env(host, port, database_url, auth_string=auth_string)
     env[WORKSPACE_ENV] = str(ws)
+    # Before the server: a gallery port that was asked for and is taken fails here, at once.
+    asked = gallery_port if gallery_port is not None else int(os.environ.get(GALLERY_PORT_ENV) or 0) or None
+    gallery = start_gallery(ws, host, asked or port + 1, auth_string, fallback=asked is None)
+    gallery_url = os.environ.get(GALLERY_URL_ENV) or gallery.url
     proc = start_server(env)
     stop_on_ctrl_c(proc)
     try:
@@ -153,9 +164,13 @@ def main(host: str = LOCALHOST, port: int = 4200, database_url: str = "", worksp
         wait_healthy(url, proc)
         # The runner in this process talks to the server just started, with the same settings.
         os.environ.update({k: env[k] for k in (*TELEMETRY_OFF, "PREFECT_API_URL", WORKSPACE_ENV)})
+        # The flow runs of the served deployments inherit this: their artifacts link here.
+        os.environ[GALLERY_URL_ENV] = gallery_url
         if auth_string:
             os.environ["PREFECT_API_AUTH_STRING"] = auth_string
         db = "PostgreSQL" if database_url else "SQLite"
+        auth = "basic auth" if auth_string else "no auth"
+        print(f"Galleries:  {gallery_url}  (render artifacts of the workspace, {auth})", flush=True)
         print(f"Prefect UI: {url.removesuffix('/api')}  (API {url}, {db}, workspace {ws})", flush=True)
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
@@ -168,5 +183,6 @@ def main(host: str = LOCALHOST, port: int = 4200, database_url: str = "", worksp
     except KeyboardInterrupt:
         pass
     finally:
+        gallery.stop()
         code = stop_server(proc)
         print(f"Prefect server stopped (exit {code}).", flush=True)

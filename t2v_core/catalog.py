@@ -8,6 +8,13 @@ an exception half-way through the file: the render stage reports it and goes on 
 rest. Only problems with the file as a whole (missing, unknown suffix, a CSV without a
 ``prompt`` column) raise.
 
+Seeds. A row without a ``seed`` draws with ``stable_seed(id) + default_seed``: a 31-bit
+number from a SHA-256 of its id (``row1``, ``row2``, ... when the catalog gives none), so
+every row of a gallery shows its own noise draw, and the same id draws the same video on any
+machine. ``default_seed`` ([render] seed, 0 by default) shifts every derived seed at once.
+Sample k of a row uses its seed + k. ``typed_catalog`` writes prompts typed into a form as a
+CSV catalog whose seeds derive from each prompt's own text, named by a digest of its content.
+
 ``output_name`` turns a row into a safe file stem. Ids come from users, so they may hold
 ``../``, absolute paths, NUL bytes or thousands of characters; the stem keeps only a short,
 sanitised part of the id and adds a hash of the whole row, so no id can point outside the
@@ -18,19 +25,24 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from t2v_core.store import atomic_write_bytes
 
 SUFFIXES = (".csv", ".jsonl", ".txt")
 KNOWN_KEYS = ("id", "prompt", "seed", "samples")
 MAX_SEED = 2**62  # renders.parquet stores seed + sample as int64: leave headroom
 ID_CHARS = 48  # the sanitised id kept in file names; the hash keeps them unique
 HASH_CHARS = 12  # 48 bits: collisions among a million rows have odds of about 1 in 500,000
+SEED_BITS = 31  # derived seeds fit a signed 32-bit int, what most RNG APIs take
+TYPED_PREFIX = "typed-"  # ids of typed prompts, and the name of their catalog file
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,8 @@ def read_catalog(
 
     CSV needs a header with a ``prompt`` column (``id``, ``seed``, ``samples`` optional;
     other columns are ignored). JSONL holds one object per line with the same keys. A
-    ``.txt`` catalog is one prompt per line. Blank lines are skipped in every format.
+    ``.txt`` catalog is one prompt per line. Blank lines are skipped in every format. A row
+    without a seed gets ``stable_seed(id) + default_seed`` (see the module docstring).
     """
     path = Path(path)
     if not path.is_file():
@@ -79,6 +92,39 @@ def read_catalog(
             if first != n:
                 row = _reject(row, f"duplicate id {row.id!r} (first used by row {first})")
         yield row
+
+
+def stable_seed(text: str) -> int:
+    """A seed in [0, 2**31) from ``text``: the first bytes of its SHA-256, the same on every
+    machine and Python version (``hash()`` is salted per process, so it would not be)."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % (1 << SEED_BITS)
+
+
+def typed_catalog(prompts: Sequence[str], folder: Path) -> Path:
+    """Prompts typed into a form -> a CSV catalog (id, prompt, seed) in ``folder``.
+
+    Each item may hold several prompts, one a line (a pasted list); blank lines are dropped.
+    A prompt's seed is ``stable_seed`` of its text, so the same words always draw the same
+    video. The file is named by a digest of its content: typing the same prompts again gives
+    the same path and bytes, hence the same render key, and the run is a cache hit.
+    """
+    texts = [line.strip() for item in prompts for line in str(item).splitlines()]
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("no prompts given: type at least one prompt, or give a catalog path")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "prompt", "seed"])
+    for n, text in enumerate(texts, start=1):
+        writer.writerow([f"{TYPED_PREFIX}{n}", text, stable_seed(text)])
+    # surrogatepass: a lone surrogate (JSON allows "\ud800") becomes bytes that the reader
+    # rejects as invalid UTF-8 on its row, instead of an exception for the whole run
+    data = buf.getvalue().encode("utf-8", "surrogatepass")
+    path = Path(folder) / f"{TYPED_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}.csv"
+    if not path.is_file():  # content-addressed: an existing file already holds these bytes
+        atomic_write_bytes(path, data)
+    return path
 
 
 def output_name(row_id: str, prompt: str, sample: int) -> str:
@@ -194,7 +240,8 @@ def _make_row(
     row_id = _clean_text(fields.get("id")) or f"row{n}"
     prompt = _clean_text(fields.get("prompt"))
     problems = [error] if error else []
-    seed, seed_err = _parse_int(fields.get("seed"), "seed", default_seed, 0, MAX_SEED)
+    # No seed: one of the row's own (module docstring), not one draw shared by every row.
+    seed, seed_err = _parse_int(fields.get("seed"), "seed", default_seed + stable_seed(row_id), 0, MAX_SEED)
     samples, samples_err = _parse_int(fields.get("samples"), "samples", default_samples, 1, max_samples)
     if not error:
         if "prompt" in fields and not isinstance(fields["prompt"], (str, type(None))):

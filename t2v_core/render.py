@@ -11,12 +11,19 @@ refused the prompt: an empty prompt, no known words) and ``failed`` (the generat
 writer raised). Rows in = ok + rejected + failed, counted per catalog row; a row with
 several samples takes the worst status of its samples.
 
+Unknown words: the ``unknown_words`` column lists the prompt's words that the encoder maps to
+its unknown token, in the token form the model reads; the video was drawn without them (a
+prompt of nothing else is rejected). ``with_unknown_words`` counts such rows, a warning is
+logged, and the gallery shows them. A copy of the catalog goes beside the gallery.
+
 ``make_generate_fn`` binds a trained t2v_core.generate.Text2Video to the GenerateFn shape.
 """
 
 from __future__ import annotations
 
 import html
+import logging
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +36,23 @@ import pyarrow.parquet as pq
 
 from t2v_core.catalog import CatalogRow, output_name, read_catalog
 from t2v_core.config import RenderConfig
-from t2v_core.embeddings import encode_tokens, prompt_tokens
+from t2v_core.embeddings import UNK_ID, encode_tokens, prompt_tokens
 from t2v_core.store import atomic_path, atomic_write_text
 from t2v_core.writers import write_gif, write_video
 
-GenerateFn = Callable[[list[str], list[int]], list[np.ndarray | str]]
+
+@dataclass(frozen=True)
+class Generated:
+    """One prompt's result when a bare clip (ok) or reason string (refused) says too little."""
+
+    clip: np.ndarray | None  # uint8 (T, H, W, 3); None: refused, and ``reason`` says why
+    reason: str = ""
+    unknown_words: tuple[str, ...] = ()  # the prompt's words the model does not know
+
+
+GenerateFn = Callable[[list[str], list[int]], list[np.ndarray | str | Generated]]
 Progress = Callable[[int, int | None], None]
+log = logging.getLogger(__name__)
 
 FORMATS = ("webm", "gif")
 TABLE = "renders.parquet"
@@ -51,6 +69,7 @@ SCHEMA = pa.schema([
     ("sample", pa.int32()),
     ("status", pa.string()),  # ok | rejected | failed
     ("reason", pa.string()),  # empty when ok
+    ("unknown_words", pa.list_(pa.string())),  # words the encoder maps to <unk>; [] when none
     ("webm", pa.string()),  # path relative to out_dir; null when not written
     ("gif", pa.string()),
 ])
@@ -66,9 +85,9 @@ def render_catalog(
     """Render every row of ``catalog`` into ``out_dir``; see the module docstring.
 
     ``progress(done_rows, total_rows)`` is called at the start, after each batch and at the
-    end. Returns the counts (rows, ok, rejected, failed, videos), the relative paths of the
-    gallery and the table, the gallery pages, and a bounded preview of the table (the first
-    rows, and the first problem rows) for a flow's table artifact.
+    end. Returns the counts (rows, ok, rejected, failed, videos, with_unknown_words), the
+    gallery's and table's relative paths, the gallery pages, and a bounded preview of the
+    table (the first rows, and the first problem rows) for a flow's table artifact.
     """
     _check_config(cfg)
     catalog, out_dir = Path(catalog), Path(out_dir)
@@ -85,10 +104,7 @@ def render_catalog(
         with _TableWriter(tmp) as table:
             pending: list[_Item] = []
             for row in rows():
-                if row.error:
-                    pending.append(_Item(row, 0, row.seed))
-                else:
-                    pending += [_Item(row, k, row.seed + k) for k in range(row.samples)]
+                pending += [_Item(row, k, row.seed + k) for k in range(1 if row.error else row.samples)]
                 # Rejected rows wait in `pending` too, so the table stays in catalog order;
                 # counting them in the flush size keeps a long run of them from piling up.
                 # `while`, not `if`: a row may bring more samples than one batch holds.
@@ -100,9 +116,17 @@ def render_catalog(
                 _flush(pending[: cfg.batch_size], generate_fn, out_dir, cfg, table, tally)
                 pending = pending[cfg.batch_size:]
                 tally.report()
-    pages = write_gallery(out_dir, cfg.page_size, catalog_name=catalog.name)
+    # The catalog beside its videos: typed prompts live nowhere else a gallery reader can see.
+    shutil.copyfile(catalog, out_dir / f"catalog{catalog.suffix.lower()}")
+    pages = write_gallery(out_dir, cfg.page_size, catalog_name=catalog.name,
+                          catalog_file=f"catalog{catalog.suffix.lower()}")
+    counts = dict(tally.n)
+    if counts["with_unknown_words"]:
+        log.warning("%d of %d prompts have words the model does not know, rendered without them "
+                    "(renders.parquet: unknown_words): %s", counts["with_unknown_words"], counts["rows"],
+                    ", ".join(tally.unknown_seen))
     return {
-        **tally.counts(),
+        **counts,
         "gallery": GALLERY,
         "table": TABLE,
         "pages": pages,
@@ -128,12 +152,14 @@ def _flush(items: list[_Item], generate_fn: GenerateFn, out_dir: Path, cfg: Rend
     todo = [it for it in items if not it.row.error]
     results = iter(_generate(generate_fn, [it.row.prompt for it in todo], [it.seed for it in todo]))
     for it in items:
+        result = "" if it.row.error else next(results)
+        unknown = tuple(result.unknown_words) if isinstance(result, Generated) else ()
         if it.row.error:
             status, reason, paths = "rejected", it.row.error, {}
         else:
-            status, reason, paths = _write_result(next(results), it, out_dir, cfg)
-        table.add(it, status, reason, paths)
-        tally.add(it, status, reason, paths)
+            status, reason, paths = _write_result(result, it, out_dir, cfg)
+        table.add(it, status, reason, paths, unknown)
+        tally.add(it, status, reason, paths, unknown)
 
 
 def _generate(generate_fn: GenerateFn, prompts: list[str], seeds: list[int]) -> list[Any]:
@@ -158,6 +184,8 @@ def _generate(generate_fn: GenerateFn, prompts: list[str], seeds: list[int]) -> 
 
 def _write_result(result: Any, it: _Item, out_dir: Path, cfg: RenderConfig) -> tuple[str, str, dict[str, str]]:
     """-> (status, reason, {format: relative path})."""
+    if isinstance(result, Generated):
+        result = result.clip if result.clip is not None else result.reason
     if isinstance(result, str):
         return "rejected", result or "rejected by the generator", {}
     if isinstance(result, Exception):
@@ -202,9 +230,9 @@ class _TableWriter:
         self.writer = pq.ParquetWriter(path, SCHEMA)
         self.buffer: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
 
-    def add(self, it: _Item, status: str, reason: str, paths: dict[str, str]) -> None:
+    def add(self, it: _Item, status: str, reason: str, paths: dict[str, str], unknown: tuple[str, ...]) -> None:
         values = (it.row.row, it.row.id, it.row.prompt, it.seed, it.sample, status, reason,
-                  paths.get("webm"), paths.get("gif"))
+                  list(unknown), paths.get("webm"), paths.get("gif"))
         for name, value in zip(SCHEMA.names, values):
             self.buffer[name].append(value)
         if len(self.buffer["row"]) >= ROW_GROUP:
@@ -233,29 +261,31 @@ class _Tally:
 
     def __init__(self, total: int | None, progress: Progress | None):
         self.total, self.progress = total, progress
-        self.open: dict[int, list[int]] = {}  # row -> [samples left, worst severity]
-        self.n = {"rows": 0, "ok": 0, "rejected": 0, "failed": 0, "videos": 0}
+        self.open: dict[int, list[int]] = {}  # row -> [samples left, worst severity, any unknown word]
+        self.n = {"rows": 0, "ok": 0, "rejected": 0, "failed": 0, "videos": 0, "with_unknown_words": 0}
         self.preview: list[dict[str, Any]] = []
         self.problems: list[dict[str, Any]] = []
+        self.unknown_seen: dict[str, None] = {}  # the first PREVIEW distinct words, for the warning
 
-    def add(self, it: _Item, status: str, reason: str, paths: dict[str, str]) -> None:
-        left, worst = self.open.pop(it.row.row, [1 if it.row.error else it.row.samples, 0])
-        left, worst = left - 1, max(worst, SEVERITY[status])
+    def add(self, it: _Item, status: str, reason: str, paths: dict[str, str], unknown: tuple[str, ...] = ()) -> None:
+        left, worst, unk = self.open.pop(it.row.row, [1 if it.row.error else it.row.samples, 0, 0])
+        left, worst, unk = left - 1, max(worst, SEVERITY[status]), unk or int(bool(unknown))
         if left:
-            self.open[it.row.row] = [left, worst]
+            self.open[it.row.row] = [left, worst, unk]
         else:
             self.n["rows"] += 1
             self.n[next(s for s, v in SEVERITY.items() if v == worst)] += 1
+            self.n["with_unknown_words"] += unk
         self.n["videos"] += status == "ok"
+        if len(self.unknown_seen) < self.PREVIEW:
+            self.unknown_seen.update(dict.fromkeys(unknown))
         entry = {"row": it.row.row, "id": it.row.id, "prompt": it.row.prompt, "sample": it.sample,
-                 "status": status, "reason": reason, "video": paths.get("webm") or paths.get("gif")}
+                 "seed": it.seed, "status": status, "reason": reason, "unknown_words": list(unknown),
+                 "video": paths.get("webm") or paths.get("gif")}
         if len(self.preview) < self.PREVIEW:
             self.preview.append(entry)
         if status != "ok" and len(self.problems) < self.PREVIEW:
             self.problems.append(entry)
-
-    def counts(self) -> dict[str, int]:
-        return dict(self.n)
 
     def report(self) -> None:
         if self.progress is not None:
@@ -273,7 +303,7 @@ a { color: #8cf; }
 .card figcaption { font-size: 13px; margin-top: 4px; overflow-wrap: anywhere; }
 .card small { color: #888; }
 table.problems td { padding: 2px 8px; vertical-align: top; overflow-wrap: anywhere; }
-.status-failed { color: #f88; } .status-rejected { color: #fc6; }
+.status-failed { color: #f88; } .status-rejected, .warn, .card small.warn { color: #fc6; }
 """
 
 # A <video>'s inner content only shows in browsers without <video>; a browser that has it but
@@ -288,15 +318,16 @@ document.querySelectorAll('video source').forEach(function (src) {
 """
 
 
-def write_gallery(out_dir: Path, page_size: int, catalog_name: str = "") -> list[str]:
+def write_gallery(out_dir: Path, page_size: int, catalog_name: str = "", catalog_file: str = "") -> list[str]:
     """Write index.html (+ page-2.html ..., problems-1.html ...) from renders.parquet.
 
     Reads the table back in record batches, so the pages cost one page of cards in memory.
     Page 1 is index.html; it also lists the first ``page_size`` rejected and failed rows,
-    with links to problems pages when there are more. Returns the pages' relative paths.
+    with links to problems pages when there are more. ``catalog_file``, a file beside the
+    pages, is linked from the summary. Returns the pages' relative paths.
     """
     out_dir = Path(out_dir)
-    ok_count, problem_count = _status_counts(out_dir / TABLE)
+    ok_count, problem_count, unknown_rows = _status_counts(out_dir / TABLE)
     n_pages = max(1, -(-ok_count // page_size))
     n_problem_pages = -(-problem_count // page_size) if problem_count > page_size else 0
 
@@ -319,8 +350,12 @@ def write_gallery(out_dir: Path, page_size: int, catalog_name: str = "") -> list
     if problem_chunk:
         pages.append(_write_problem_page(out_dir, len(pages) + 1, n_problem_pages, problem_chunk))
 
-    summary = (f"{ok_count} videos · {problem_count} rejected or failed"
-               + (f" from <code>{html.escape(catalog_name)}</code>" if catalog_name else ""))
+    name = f"<code>{html.escape(catalog_name)}</code>" if catalog_name else ""
+    if name and catalog_file:
+        name = f'<a href="{html.escape(catalog_file)}">{name}</a>'
+    summary = (f"{ok_count} videos · {problem_count} rejected or failed" + (f" from {name}" if name else "")
+               + (f' · <span class="warn">{unknown_rows} prompts with words the model does not know'
+                  f" (rendered without them)</span>" if unknown_rows else ""))
     problems_html = _problems_section(first_problems, problem_count, n_problem_pages)
     cards: list[str] = []
     card_pages: list[str] = []
@@ -337,10 +372,13 @@ def write_gallery(out_dir: Path, page_size: int, catalog_name: str = "") -> list
     return card_pages + pages
 
 
-def _status_counts(table: Path) -> tuple[int, int]:
-    status = pq.read_table(table, columns=["status"]).column("status")
-    ok = int(pc.sum(pc.equal(status, "ok")).as_py() or 0)
-    return ok, len(status) - ok
+def _status_counts(table: Path) -> tuple[int, int, int]:
+    """(ok samples, problem samples, catalog rows with unknown words)."""
+    t = pq.read_table(table, columns=["row", "status", "unknown_words"])
+    ok = int(pc.sum(pc.equal(t.column("status"), "ok")).as_py() or 0)
+    has_unknown = pc.greater(pc.list_value_length(t.column("unknown_words")), 0)
+    unknown_rows = len(pc.unique(pc.filter(t.column("row"), has_unknown)))
+    return ok, t.num_rows - ok, unknown_rows
 
 
 def _records(table: Path, ok: bool) -> Iterator[dict[str, Any]]:
@@ -359,18 +397,24 @@ def _card(rec: dict[str, Any]) -> str:
                  f'<source src="{html.escape(webm)}" type="video/webm">{img}</video>')
     else:
         media = img
-    meta = html.escape(f"{rec['id']} · sample {rec['sample']} · seed {rec['seed']}")
-    return f'<figure class="card">{media}<figcaption>{prompt}<br><small>{meta}</small></figcaption></figure>'
+    meta = html.escape(f"seed {rec['seed']} · {rec['id']} · sample {rec['sample']}")
+    unknown = _unknown(rec)
+    note = f'<br><small class="warn" title="drawn without these words">unknown: {unknown}</small>' if unknown else ""
+    return f'<figure class="card">{media}<figcaption>{prompt}<br><small>{meta}</small>{note}</figcaption></figure>'
+
+
+def _unknown(rec: dict[str, Any]) -> str:
+    return html.escape(", ".join(rec.get("unknown_words") or []))
 
 
 def _problem_row(rec: dict[str, Any]) -> str:
     cells = [str(rec["row"]), rec["id"], rec["prompt"] or "(empty)", rec["status"], rec["reason"]]
-    tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+    tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells) + f'<td class="warn">{_unknown(rec)}</td>'
     return f'<tr class="status-{html.escape(rec["status"])}">{tds}</tr>'
 
 
 def _problems_table(lines: list[str]) -> str:
-    head = "<tr><th>row</th><th>id</th><th>prompt</th><th>status</th><th>reason</th></tr>"
+    head = "<tr><th>row</th><th>id</th><th>prompt</th><th>status</th><th>reason</th><th>unknown words</th></tr>"
     return f'<table class="problems">{head}{"".join(lines)}</table>'
 
 
@@ -421,27 +465,33 @@ def _write_problem_page(out_dir: Path, k: int, n: int, lines: list[str]) -> str:
 
 def make_generate_fn(model: Any, tokenizer_nlp: Any, token_form: str, max_len: int) -> GenerateFn:
     """Bind a t2v_core.generate.Text2Video (and the spaCy pipeline that tokenises its prompts)
-    to the GenerateFn shape. Empty prompts and prompts with no word in ``model.vocab`` come
-    back as reason strings; the rest of the batch is generated in one call."""
+    to the GenerateFn shape. Each prompt comes back as a ``Generated`` carrying its unknown
+    words: the tokens, in ``token_form``, that the encoder maps to UNK_ID. A prompt with no
+    known word is refused (clip None); an empty one comes back as the reason string "empty
+    prompt"; the rest of the batch is generated in one call."""
 
-    def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray | str]:
-        results: list[np.ndarray | str] = ["empty prompt"] * len(prompts)
+    def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray | str | Generated]:
+        results: list[np.ndarray | str | Generated] = ["empty prompt"] * len(prompts)
         live = [i for i, p in enumerate(prompts) if p.strip()]
         tokens = prompt_tokens(tokenizer_nlp, [prompts[i] for i in live], token_form)
         ids, lengths, n_oov = encode_tokens(tokens, model.vocab, max_len)
-        keep = []
+        keep: list[int] = []
+        unknown: dict[int, tuple[str, ...]] = {}
         for j, (i, words) in enumerate(zip(live, tokens)):
+            # The same test encode_tokens applies, over every token (also past max_len), each
+            # word once, in prompt order.
+            unknown[i] = tuple(dict.fromkeys(w for w in words if model.vocab.get(w, UNK_ID) == UNK_ID))
             if len(words) > n_oov[j]:
                 keep.append(j)
             else:
                 # A prompt of unknown words would give the model nothing but <unk>: its
                 # video would ignore the text, so it is refused rather than faked.
                 shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
-                results[i] = f"no known words ({shown})" if words else "no known words"
+                results[i] = Generated(None, f"no known words ({shown})" if words else "no known words", unknown[i])
         if keep:
             clips = model.generate(ids[keep], lengths[keep], [int(seeds[live[j]]) for j in keep])
             for clip, j in zip(clips, keep):
-                results[live[j]] = clip
+                results[live[j]] = Generated(clip, "", unknown[live[j]])
         return results
 
     return generate

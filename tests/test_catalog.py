@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from t2v_core.catalog import CatalogRow, output_name, read_catalog
+from t2v_core.catalog import CatalogRow, output_name, read_catalog, stable_seed, typed_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,8 @@ def test_csv_optional_columns_defaults_and_extra_columns(tmp_path):
     rows = list(read_catalog(path, default_samples=3, default_seed=5))
     assert rows == [
         CatalogRow(row=1, id="r1", prompt="a red circle", seed=7, samples=2),
-        CatalogRow(row=2, id="row2", prompt="a blue, large square", seed=5, samples=3),
+        # no seed: the row's own, from its id, shifted by the default seed
+        CatalogRow(row=2, id="row2", prompt="a blue, large square", seed=5 + stable_seed("row2"), samples=3),
     ]
 
 
@@ -46,14 +47,15 @@ def test_jsonl_rows_and_blank_lines(tmp_path):
              {"prompt": "a white square", "samples": "2"}]
     path = write(tmp_path, "c.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
     rows = list(read_catalog(path))
-    assert rows == [CatalogRow(1, "12", "a cyan triangle", 3, 1), CatalogRow(2, "row2", "a white square", 0, 2)]
+    assert rows == [CatalogRow(1, "12", "a cyan triangle", 3, 1),
+                    CatalogRow(2, "row2", "a white square", stable_seed("row2"), 2)]
 
 
 def test_txt_one_prompt_per_line_blank_lines_are_not_rows(tmp_path):
     path = write(tmp_path, "c.txt", "first prompt\r\n\r\n   \nsecond prompt\n")
     rows = list(read_catalog(path, default_seed=9))
     assert [(r.row, r.id, r.prompt, r.seed) for r in rows] == [
-        (1, "row1", "first prompt", 9), (2, "row2", "second prompt", 9)]
+        (1, "row1", "first prompt", 9 + stable_seed("row1")), (2, "row2", "second prompt", 9 + stable_seed("row2"))]
 
 
 def test_shipped_catalogs_read_cleanly():
@@ -210,3 +212,40 @@ def test_output_name_is_stable_and_distinguishes_rows():
     assert len(names) == 6
     assert output_name("heldout-red-triangle-left", "p", 0).startswith("heldout-red-triangle-left-")
     assert output_name("über", "p", 0).startswith("uber-")
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def test_rows_without_a_seed_get_their_own_derived_from_the_id(tmp_path):
+    """Issue 26: not one noise draw for every row. Two rows without seeds get different
+    seeds; the same id always the same seed, whatever the row's place or prompt; a given
+    seed is kept."""
+    first = write(tmp_path, "a.csv", "id,prompt,seed\nalpha,a red circle,\nbeta,a red circle,\ngamma,x,42\n")
+    second = write(tmp_path, "b.jsonl", '{"id": "other", "prompt": "y"}\n{"id": "alpha", "prompt": "z"}\n')
+    a = {r.id: r.seed for r in read_catalog(first)}
+    b = {r.id: r.seed for r in read_catalog(second)}
+    assert a["alpha"] != a["beta"] and a["gamma"] == 42
+    assert b["alpha"] == a["alpha"] == stable_seed("alpha")  # same id, another file, row and prompt
+    assert all(0 <= s < 2**31 for s in (*a.values(), *b.values()))
+    # a fixed value, so a change of the derivation is a visible decision, not an accident
+    assert stable_seed("alpha") == int.from_bytes(__import__("hashlib").sha256(b"alpha").digest()[:8], "big") % 2**31
+    # .txt rows are ids row1, row2, ...: each its own seed too
+    txt = [r.seed for r in read_catalog(write(tmp_path, "c.txt", "p\np\np\n"))]
+    assert len(set(txt)) == 3
+
+
+def test_typed_prompts_become_a_content_addressed_catalog(tmp_path):
+    prompts = ["a red circle moves up", "  a blue, \"quoted\" square  ", "", "two\nlines"]
+    path = typed_catalog(prompts, tmp_path / "catalogs")
+    rows = list(read_catalog(path))
+    assert [(r.id, r.prompt, r.error) for r in rows] == [
+        ("typed-1", "a red circle moves up", ""), ("typed-2", 'a blue, "quoted" square', ""),
+        ("typed-3", "two", ""), ("typed-4", "lines", "")]
+    assert [r.seed for r in rows] == [stable_seed(r.prompt) for r in rows]  # from the text
+    again = typed_catalog(list(prompts), tmp_path / "catalogs")
+    assert again == path and again.read_bytes() == path.read_bytes()  # same prompts, same file
+    assert typed_catalog(["another"], tmp_path / "catalogs") != path
+    assert path.name.startswith("typed-") and path.suffix == ".csv"
+    with pytest.raises(ValueError, match="no prompts"):
+        typed_catalog(["", "  "], tmp_path / "catalogs")

@@ -4,19 +4,23 @@ The fast tests check deployments/prefect.yaml and deployments/serve.py against e
 The integration test starts `t2v dashboard` as a subprocess on a free port: a real Prefect
 server (SQLite under a temporary PREFECT_HOME) plus the served deployments. It triggers
 `run-stage` (train) and then `render-catalog` through run_deployment, waits for both, reads
-the render run's artifacts back through the Prefect client, deploys prefect.yaml to a process
-work pool, and finally stops the dashboard with Ctrl-C (SIGINT)."""
+the render run's artifacts back through the Prefect client, renders typed prompts and follows
+them in headless chromium from the Prefect UI's flow-run page to the gallery server, deploys
+prefect.yaml to a process work pool, and finally stops the dashboard with Ctrl-C (SIGINT)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,8 +55,9 @@ def test_deployment_parameters_match_the_issue():
     params = {n: set(d._parameter_openapi_schema.properties) for n, d in served.items()}
     required = {n: set(d._parameter_openapi_schema.required or []) for n, d in served.items()}
     assert {"manifest", "profile"} <= params["nightly-retrain"]
-    assert {"catalog", "model", "samples", "formats"} <= params["render-catalog"]
-    assert required["render-catalog"] == {"catalog"} and required["run-stage"] == {"stage"}
+    assert {"catalog", "prompts", "model", "samples", "formats"} <= params["render-catalog"]
+    # a catalog path or typed prompts (issue 29): neither is required on its own
+    assert required["render-catalog"] == set() and required["run-stage"] == {"stage"}
     assert {"stage", "profile"} <= params["run-stage"]
     assert all(d.parameters["workspace"] == "/tmp/t2v-ws" and d.parameters["profile"] == "tiny"
                for d in served.values())
@@ -82,17 +87,23 @@ def dashboard(tmp_path_factory):
     from flows.dashboard import free_port
 
     home, ws = tmp_path_factory.mktemp("prefect-home"), tmp_path_factory.mktemp("ws")
-    port = free_port()
+    port, gallery_port = free_port(), free_port()
+    while gallery_port == port:  # two asks may get the same free port
+        gallery_port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "T2V_PROFILE": "tiny",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "T2V_GALLERY_PORT": str(gallery_port)}
     env.pop("PREFECT_API_URL", None)
+    env.pop("T2V_GALLERY_URL", None)
     log = open(home / "dashboard.log", "w+b")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "dashboard", "--port", str(port),
                              "--workspace", str(ws)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_for_deployments(url, proc, home / "dashboard.log")
-        yield {"proc": proc, "url": url, "port": port, "home": home, "ws": ws, "log": home / "dashboard.log"}
+        gallery = re.search(r"Galleries:\s+(http://\S+)", (home / "dashboard.log").read_text()).group(1)
+        yield {"proc": proc, "url": url, "port": port, "home": home, "ws": ws, "log": home / "dashboard.log",
+               "gallery": gallery}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -166,9 +177,139 @@ def test_render_catalog_deployment_from_a_real_server(dashboard):
     prompts = [line.strip() for line in catalog.read_text().splitlines() if line.strip()]
     assert [r["prompt"] for r in rows] == prompts
     assert all(r["status"] == "ok" and r["webm"].endswith(".webm") for r in rows)
-    assert "index.html" in found["markdown"].data
-    gallery = found["markdown"].data.split("](file://")[1].split(")")[0]
-    assert Path(gallery).is_file() and Path(gallery).is_relative_to(dashboard["ws"])
+    # the gallery over HTTP on the dashboard's gallery server (issue 29), not a file path
+    link = re.search(r"\[Open the gallery\]\((http://[^)]+)\)", found["markdown"].data).group(1)
+    assert link.startswith(dashboard["gallery"] + "/render/") and link.endswith("/index.html")
+    key = link.split("/render/")[1].split("/")[0]
+    assert (dashboard["ws"] / "artifacts" / "render" / key / "index.html").is_file()
+    with urllib.request.urlopen(link, timeout=30) as r:
+        assert r.status == 200 and b"t2v gallery" in r.read()
+
+
+# Scripts run in the Prefect UI's pages (chromium over the DevTools protocol).
+# The run form: click "Add item" under `prompts`, then focus the field it adds, to type into.
+ADD_PROMPT = """(() => {
+  window.__fields = new Set(document.querySelectorAll('textarea, input'));
+  Array.from(document.querySelectorAll('button')).find(e => e.innerText.trim() === 'Add item').click();
+  return true;
+})()"""
+FOCUS_NEW_FIELD = """(() => {
+  const f = Array.from(document.querySelectorAll('textarea, input')).find(x => !window.__fields.has(x));
+  if (f) { f.focus(); }
+  return !!f && document.activeElement === f;
+})()"""
+SUBMIT = "Array.from(document.querySelectorAll('button')).find(e => e.innerText.trim() === 'Submit').click()"
+# The flow run page opens on its Logs tab (it drops ?tab=Artifacts while the run loads): click.
+ARTIFACTS_TAB = """(() => {
+  const tab = Array.from(document.querySelectorAll('.p-tab, [role=tab], button'))
+    .find(e => e.innerText && e.innerText.trim() === 'Artifacts');
+  if (tab) { tab.click(); }
+  return !!tab;
+})()"""
+LINK_TO_ARTIFACT = """(() => {
+  const a = Array.from(document.querySelectorAll('a')).find(a => a.innerText.includes('render-catalog-gallery'));
+  return a ? a.href : null;
+})()"""
+
+
+def _run_with_prompts(url: str, prompts: list[str], timeout_s: float = 240):
+    """The render-catalog flow run whose parameters hold ``prompts``, once it is final."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    async def find():
+        async with get_client() as c:
+            runs = await c.read_flow_runs(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=["render-catalog"])))
+            return next((r for r in runs if r.parameters.get("prompts") == prompts), None)
+
+    deadline = time.monotonic() + timeout_s
+    with _client_settings(url):
+        while time.monotonic() < deadline:
+            run = asyncio.run(find())
+            if run is not None and run.state is not None and run.state.is_final():
+                return run
+            time.sleep(2)
+    raise TimeoutError(f"no finished render-catalog run with prompts {prompts} after {timeout_s} s")
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_typed_prompts_from_the_prefect_ui_to_the_gallery_in_a_browser(dashboard, tmp_path):
+    """Issue 29 end to end, in headless chromium on a real dashboard: prompts typed into the
+    render-catalog run form and submitted; the Prefect UI's page of that flow run, its
+    Artifacts tab, the gallery artifact (its inline GIFs load from the gallery server), then
+    the artifact's gallery link, where every <video> loads its metadata and each card shows
+    its prompt, seed and unknown words. The same prompts again are a cache hit."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from test_gallery_browser import VIDEOS_SETTLED, Chromium, assert_videos_loaded, find_chromium
+
+    from t2v_core.catalog import stable_seed
+
+    chromium = find_chromium()
+    prompts = ["a red circle moves up", "a blue square moves down", "a green zeppelin moves left", "zxqv blorf"]
+    renders = dashboard["ws"] / "artifacts" / "render"
+    ui, gallery = dashboard["url"].removesuffix("/api"), dashboard["gallery"]
+
+    async def deployment_id():
+        async with get_client() as c:
+            return (await c.read_deployment_by_name("render-catalog/render-catalog")).id
+
+    with _client_settings(dashboard["url"]):
+        trained = run_deployment("run-stage/run-stage", parameters={"stage": "train"}, timeout=420)
+        assert trained.state.is_completed(), trained.state
+        form = f"{ui}/deployments/deployment/{asyncio.run(deployment_id())}/run"
+    images = f"""(() => {{
+      const imgs = Array.from(document.querySelectorAll('img')).filter(i => i.src.startsWith({json.dumps(gallery)}));
+      return imgs.length && imgs.every(i => i.complete) ? imgs.map(i => i.naturalWidth) : null;
+    }})()"""
+    link = f"""(() => {{
+      const a = Array.from(document.querySelectorAll('a')).find(a => a.href.startsWith({json.dumps(gallery)}));
+      return a ? a.href : null;
+    }})()"""
+    browser = Chromium(chromium, tmp_path / "profile", 1280, 1000)
+    try:
+        browser.goto(form)  # Deployments > render-catalog > Run > Custom run
+        browser.wait_for("document.body.innerText.includes('Add item')", 120)
+        for prompt in prompts:
+            browser.evaluate(ADD_PROMPT)
+            browser.wait_for(FOCUS_NEW_FIELD, 30)
+            browser.send("Input.insertText", text=prompt)  # typed, as from a keyboard
+        browser.evaluate(SUBMIT)
+        run = _run_with_prompts(dashboard["url"], prompts)
+        assert run.state.is_completed(), run.state
+        built = sorted(p.name for p in renders.iterdir())
+
+        browser.goto(f"{ui}/runs/flow-run/{run.id}")
+        browser.wait_for(ARTIFACTS_TAB, 120)
+        browser.goto(browser.wait_for(LINK_TO_ARTIFACT, 60))
+        gallery_link = browser.wait_for(link, 60)
+        widths = browser.wait_for(images, 60)
+        assert len(widths) == 3 and all(w > 0 for w in widths), widths  # 3 ok prompts, GIFs inline
+        artifact_shot = browser.screenshot(tmp_path / "render-catalog.png")
+        browser.goto(gallery_link)
+        videos = browser.wait_for(VIDEOS_SETTLED, 60)
+        assert len(videos) == 3
+        assert_videos_loaded(videos, width=16)  # the tiny profile's frames
+        assert all(v["src"].startswith(gallery) for v in videos)
+        text = browser.evaluate("document.body.innerText")
+        for prompt in prompts[:3]:
+            assert prompt in text and f"seed {stable_seed(prompt)}" in text
+        assert re.search(r"unknown: [^\n]*zeppelin", text) and "zxqv blorf" in text and "no known words" in text
+        gallery_shot = browser.screenshot(tmp_path / "render-gallery.png")
+    finally:
+        browser.close()
+    # the same prompts again: the same catalog file and render key, a cache hit
+    with _client_settings(dashboard["url"]):
+        again = run_deployment("render-catalog/render-catalog", parameters={"prompts": prompts}, timeout=240)
+    assert again.state.is_completed(), again.state
+    assert sorted(p.name for p in renders.iterdir()) == built
+    assert len(list((dashboard["ws"] / "catalogs").glob("typed-*.csv"))) == 1
+    docs = os.environ.get("T2V_DOCS_SCREENSHOTS")  # set to refresh docs/images from this run
+    if docs:
+        for shot in (artifact_shot, gallery_shot):
+            shutil.copy(shot, Path(docs) / shot.name)
 
 
 @pytest.mark.server

@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from t2v_core.catalog import stable_seed
 from t2v_core.config import RenderConfig
-from t2v_core.render import SCHEMA, render_catalog
+from t2v_core.render import SCHEMA, Generated, render_catalog
 
 T, H, W = 6, 24, 24
 
@@ -122,7 +123,7 @@ def test_gif_matches_the_clip(tmp_path, cfg):
     render_catalog(cat, out, SquareGenerator(), RenderConfig(formats=("gif",)))
     row = read_table(out)[0]
     assert row["webm"] is None and row["gif"].endswith(".gif")
-    expected = square_clip("a green square moves right", 0)
+    expected = square_clip("a green square moves right", stable_seed("row1"))  # no seed: the id's
     with Image.open(out / row["gif"]) as im:
         im.seek(2)
         frame = np.asarray(im.convert("RGB"))
@@ -333,13 +334,109 @@ def test_make_generate_fn_with_a_tiny_model(tmp_path, tiny_model, tokenizer):
     gen = make_generate_fn(tiny_model, tokenizer, "lower", 8)
     prompts = ["A red circle moves up.", "   ", "zxqv blorf", "a blue square moves down", "A red circle moves up."]
     out = gen(prompts, [1, 1, 1, 2, 1])
-    assert [type(x).__name__ for x in out] == ["ndarray", "str", "str", "ndarray", "ndarray"]
-    assert out[1] == "empty prompt" and out[2] == "no known words (zxqv, blorf)"
-    assert out[0].shape == (4, 16, 16, 3) and out[0].dtype == np.uint8
-    np.testing.assert_array_equal(out[0], out[4])  # same prompt and seed, same video
-    assert not np.array_equal(out[0], out[3])
+    assert out[1] == "empty prompt"
+    assert all(isinstance(out[i], Generated) for i in (0, 2, 3, 4))
+    assert out[2].clip is None and out[2].reason == "no known words (zxqv, blorf)"
+    clip = out[0].clip
+    assert clip.shape == (4, 16, 16, 3) and clip.dtype == np.uint8 and out[0].unknown_words == ()
+    np.testing.assert_array_equal(clip, out[4].clip)  # same prompt and seed, same video
+    assert not np.array_equal(clip, out[3].clip)
 
     cat = tmp_path / "c.txt"
     cat.write_text("a red circle moves up\nzxqv blorf\na blue square moves down\n")
     result = render_catalog(cat, tmp_path / "out", gen, RenderConfig(batch_size=2))
     assert (result["rows"], result["ok"], result["rejected"], result["videos"]) == (3, 2, 1, 2)
+
+
+def test_unknown_words_column_warning_and_reject(tmp_path, tiny_model, tokenizer, caplog):
+    """Issue 29: the words the encoder maps to <unk> (id 1), in the token form it reads, each
+    once; a warning; the gallery shows them; a prompt of nothing else stays rejected."""
+    from t2v_core.embeddings import UNK_ID, encode_tokens, prompt_tokens
+    from t2v_core.render import make_generate_fn
+
+    prompts = ["a red circle moves up", "A large red square is rising, rising!", "zxqv blorf",
+               "a blue square moves down slowly"]
+    cat = write_csv(tmp_path / "c.csv", [(f"p{i}", p, 7, 1) for i, p in enumerate(prompts)])
+    gen = make_generate_fn(tiny_model, tokenizer, "lower", 8)
+    with caplog.at_level("WARNING", logger="t2v_core.render"):
+        result = render_catalog(cat, tmp_path / "out", gen, RenderConfig(batch_size=2, formats=("gif",)))
+    rows = read_table(tmp_path / "out")
+    got = {r["id"]: (r["status"], r["unknown_words"]) for r in rows}
+    assert got == {"p0": ("ok", []), "p1": ("ok", ["large", "is", "rising"]),
+                   "p2": ("rejected", ["zxqv", "blorf"]), "p3": ("ok", ["slowly"])}
+    assert "no known words" in next(r["reason"] for r in rows if r["id"] == "p2")
+    # exactly what the encoder maps to UNK_ID
+    tokens = prompt_tokens(tokenizer, prompts, "lower")
+    ids, _, _ = encode_tokens(tokens, tiny_model.vocab, 16)
+    for words, row_ids, r in zip(tokens, ids, rows):
+        assert set(r["unknown_words"]) == {w for w, i in zip(words, row_ids) if i == UNK_ID}
+    assert result["with_unknown_words"] == 3 and (result["ok"], result["rejected"]) == (3, 1)
+    warning = " ".join(m for m in caplog.messages)
+    assert "3 of 4 prompts have words the model does not know" in warning and "rising" in warning
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "unknown: large, is, rising" in index and "unknown: slowly" in index
+    assert "3 prompts with words the model does not know" in index
+    assert (tmp_path / "out" / "catalog.csv").read_bytes() == cat.read_bytes()  # what it rendered
+
+
+# --------------------------------------------------------------------------- the flow and the CLI
+
+
+@pytest.fixture
+def trained_workspace(tmp_path, tiny_model):
+    """A workspace whose one training run is the tiny model, committed as the store does."""
+    import dataclasses
+
+    from t2v_core.generate import save_checkpoint
+    from t2v_core.store import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "ws")
+    writer = store.open("train", "77aa77aa77aa77aa")
+    vocab = sorted(tiny_model.vocab, key=tiny_model.vocab.get)
+    save_checkpoint({"model_config": dataclasses.asdict(tiny_model.model_config), "vocab": vocab, "max_len": 8,
+                     "generator": tiny_model.generator.state_dict()}, writer.file("ckpt-000001.pt"))
+    writer.commit()
+    return store
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_typed_prompts_render_and_repeat_as_a_cache_hit(trained_workspace, monkeypatch):
+    """Issue 29: prompts typed into the run form; their seeds derive from their text; the
+    same prompts again are the same catalog and render key; without T2V_GALLERY_URL the
+    artifact falls back to the gallery's file path."""
+    from flows.render import render_catalog_flow
+
+    monkeypatch.delenv("T2V_GALLERY_URL", raising=False)
+    ws = str(trained_workspace.root)
+    prompts = ["a red circle moves up", "a blue square is rising", "zxqv blorf"]
+    first = render_catalog_flow(prompts=prompts, profile="tiny", workspace=ws)
+    again = render_catalog_flow(prompts=list(prompts), profile="tiny", workspace=ws)
+    assert first["render"]["key"] == again["render"]["key"] and again["render"]["cached"]
+    assert first["gallery_url"] == "" and first["gallery"].endswith("index.html")
+    counts = first["counts"]
+    assert (counts["rows"], counts["ok"], counts["rejected"], counts["with_unknown_words"]) == (3, 2, 1, 2)
+    rows = pq.read_table(Path(first["render"]["path"]) / "renders.parquet").to_pylist()
+    assert [r["seed"] for r in rows] == [stable_seed(p) for p in prompts]
+    assert rows[1]["unknown_words"] == ["is", "rising"]
+    with pytest.raises(ValueError, match="not both"):
+        render_catalog_flow(catalog=first["gallery"], prompts=prompts, profile="tiny", workspace=ws)
+    with pytest.raises(ValueError, match="nothing to render"):
+        render_catalog_flow(prompts=["  "], profile="tiny", workspace=ws)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_t2v_render_counts_prompts_with_unknown_words(trained_workspace, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.delenv("T2V_GALLERY_URL", raising=False)
+    cat = tmp_path / "c.txt"
+    cat.write_text("a red circle moves up\na large red square is rising\nzxqv blorf\n")
+    result = CliRunner().invoke(app, ["render", str(cat), "-p", "tiny", "-w", str(trained_workspace.root)])
+    assert result.exit_code == 0, result.output
+    assert "3 prompts: 2 ok, 1 rejected, 0 failed; 2 videos; 2 with unknown words" in result.output
+    assert "warning: the model does not know some words" in result.output
+    assert "Gallery page: " in result.output and "index.html" in result.output
