@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -35,31 +37,61 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override 
 
 
 class _Bars:
-    """tqdm progress bars, one per stage, fed by the tasks' progress callbacks."""
+    """Progress on a terminal: a tqdm bar per stage, closed as soon as its stage is done."""
 
     def __init__(self) -> None:
         from tqdm import tqdm
 
-        self.tqdm, self.bars = tqdm, {}
+        self.tqdm, self.bars, self.lock = tqdm, {}, threading.Lock()
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = self.tqdm(total=total, desc=f"{stage:9s}", leave=True, unit="it")
-        if total and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
+        with self.lock:  # shards report from several task threads
+            bar = self.bars.get(stage)
+            if bar is None:
+                bar = self.bars[stage] = self.tqdm(total=total, desc=f"{stage:9s}", leave=True, unit="it")
+            if total and bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.refresh()
+            if total and done >= total:
+                bar.close()
+                del self.bars[stage]
 
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
 
 
+class _Lines:
+    """Progress in a log (no terminal): a line when a stage starts and when it ends, and at
+    most one line of progress every ``every_s`` seconds in between, so a log stays readable
+    where carriage-returned bar updates would pile up."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s, self.last, self.seen, self.lock = every_s, time.monotonic(), set(), threading.Lock()
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if stage not in self.seen:
+                self.seen.add(stage)
+                typer.echo(f"{stage}: started", err=True)
+            if total and done >= total:
+                typer.echo(f"{stage}: done ({done}/{total})", err=True)
+            elif now - self.last >= self.every_s:
+                typer.echo(f"{stage}: {done}/{total or '?'}", err=True)
+            else:
+                return
+            self.last = now
+
+    def close(self) -> None:
+        pass
+
+
 def _with_bars(fn: Any) -> Any:
     from tasks._common import PROGRESS_SINKS
 
-    bars = _Bars()
+    bars = _Bars() if sys.stderr.isatty() else _Lines()
     PROGRESS_SINKS.append(bars)
     try:
         return fn()
@@ -137,8 +169,16 @@ def render(
 
     if not catalog.is_file():
         raise typer.BadParameter(f"catalog not found: {catalog}")
-    result = _with_bars(lambda: render_catalog_flow(str(catalog), model, profile, workspace, samples))
-    typer.echo(f"\n{result['counts']}\nGallery page: {result['gallery']}")
+    result = _with_bars(lambda: render_catalog_flow(str(catalog), model=model, profile=profile, workspace=workspace,
+                                                    samples=samples))
+    n = result["counts"]
+    typer.echo(f"\n{n.get('rows', 0)} prompts: {n.get('ok', 0)} ok, {n.get('rejected', 0)} rejected, "
+               f"{n.get('failed', 0)} failed; {n.get('videos', 0)} videos; "
+               f"{n.get('with_unknown_words', 0)} with unknown words")
+    if n.get("with_unknown_words"):
+        typer.echo("warning: the model does not know some words of those prompts and drew their videos "
+                   "without them; see the column unknown_words of renders.parquet, or the gallery", err=True)
+    typer.echo(f"Gallery page: {result['gallery_url'] or result['gallery']}")
 
 
 @corpus_app.command("synth")
@@ -148,12 +188,13 @@ def corpus_synth(
     set_: SetOpt = None,
     out: Annotated[str, typer.Option(help="write to this folder instead of the workspace")] = "",
 ) -> None:
-    """Write the built-in Moving Shapes corpus (videos + manifest.csv)."""
+    """Write the profile's built-in corpus (videos + manifest.csv): Moving Shapes, or Moving
+    Digits with `-p digits-demo`."""
     prof = resolve_profile(profile, parse_set(set_ or []) or None)
     if out:
-        from t2v_core.corpus.synthetic import write_corpus
+        from t2v_core.corpus.builtin import write_builtin
 
-        manifest = write_corpus(prof.synth, Path(out))
+        manifest = write_builtin(prof.synth, Path(out))
     else:
         from flows.pipeline import run as run_flow
 

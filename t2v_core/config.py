@@ -19,8 +19,13 @@ PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """The built-in Moving Shapes corpus (t2v_core.corpus.synthetic)."""
+    """The built-in corpora (t2v_core.corpus.builtin): Moving Shapes (one or two objects) and
+    Moving Digits (real MNIST handwriting)."""
 
+    corpus: str = "shapes"  # shapes (Moving Shapes) | digits (Moving Digits)
+    objects: int = 1  # objects per video: 1 or 2
+    one_object_share: float = 0.0  # with objects = 2, the share of videos that hold only one (digits)
+    digit_px: tuple[int, int] = (28, 28)  # digits: a digit's side in pixels, smallest and largest
     n_videos: int = 1200  # videos written; each gets `captions_per_video` captions
     captions_per_video: int = 1
     height: int = 64
@@ -124,7 +129,8 @@ class ModelConfig:
     hidden: int = 256  # generator recurrent state width
     attention: bool = True  # False = the ablation: every frame sees only the sentence vector
     attn_heads: int = 4  # heads of the per-frame attention over token states
-    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame
+    spatial_attention: bool = True  # decoder convlstm: each feature-map location attends over the words (AttnGAN); False = the ablation, every location sees the sentence vector
+    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame | convlstm (the general generator: a ConvLSTM over feature maps with global and spatial attention over the words, t2v_core/model/convlstm.py)
     path_reach: float = 0.5  # placed decoders: the object's centre stays within this share of the half frame from the middle (tanh); 1 = the whole frame
     path_step_scale: float = 1.0  # placed decoders: each frame's step along the path is multiplied by this (a 16-frame clip at 7/15 starts out with an 8-frame clip's travel)
     g_channels: int = 64

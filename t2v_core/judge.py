@@ -119,16 +119,11 @@ def _outline(soft: np.ndarray) -> tuple[float, float, float, float] | None:
     return m["m00"] / float(bw * bh), drop, bw / scale, bh / scale
 
 
-def _read_frame(frame: np.ndarray, min_area: int) -> _FrameReading:
-    value = frame.max(axis=2)
-    mask = (value >= OBJECT_LEVEL).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    objects = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    if not objects:
-        return _FrameReading(0)
-    main = max(objects, key=lambda i: stats[i, cv2.CC_STAT_AREA])
-    inside = labels == main
-
+def measure_object(frame: np.ndarray, value: np.ndarray, inside: np.ndarray) -> tuple[str, str | None, float,
+                                                                                   tuple[float, float]]:
+    """Colour, shape, extent (bounding box side / frame side; nan if unreadable) and
+    brightness-weighted centroid (x, y) of the object at ``inside`` (H, W) bool, from its
+    frame (H, W, 3) uint8 and ``value``, the frame's brightest channel."""
     # Colour from the bright core: edges carry the codec's chroma bleeding.
     pixels = frame[inside].astype(np.float32)
     bright = pixels.max(axis=1)
@@ -154,6 +149,25 @@ def _read_frame(frame: np.ndarray, min_area: int) -> _FrameReading:
     total = float(weights.sum())
     gy, gx = np.mgrid[y0:y1, x0:x1]
     centroid = (float((gx * weights).sum() / total), float((gy * weights).sum() / total))
+    return colour, shape, extent, centroid
+
+
+def components(frame: np.ndarray, min_area: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The frame's brightest channel, its 8-connected component labels, and the labels of
+    the components of at least ``min_area`` object pixels (largest first)."""
+    value = frame.max(axis=2)
+    mask = (value >= OBJECT_LEVEL).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    objects = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area),
+                     key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    return value, labels, objects
+
+
+def _read_frame(frame: np.ndarray, min_area: int) -> _FrameReading:
+    value, labels, objects = components(frame, min_area)
+    if not objects:
+        return _FrameReading(0)
+    colour, shape, extent, centroid = measure_object(frame, value, labels == objects[0])  # the largest
     return _FrameReading(len(objects), colour, shape, extent, centroid)
 
 
@@ -162,7 +176,7 @@ def _majority(values: list[str | None]) -> str | None:
     return seen.most_common(1)[0][0] if seen else None
 
 
-def _direction(centroids: np.ndarray, frame_side: int) -> str | None:
+def direction_of(centroids: np.ndarray, frame_side: int) -> str | None:
     """Direction of the least-squares line through the centroids; None if it barely moves."""
     t = np.arange(len(centroids), dtype=np.float64)
     ok = ~np.isnan(centroids[:, 0])
@@ -178,7 +192,7 @@ def _direction(centroids: np.ndarray, frame_side: int) -> str | None:
     return "down" if dy > 0 else "up"  # image rows grow downwards
 
 
-def _smoothness(centroids: np.ndarray) -> float:
+def smoothness_of(centroids: np.ndarray) -> float:
     """Coefficient of variation of the steps between consecutive frames that both hold an
     object: 0 for constant speed, nan with fewer than two steps."""
     ok = ~np.isnan(centroids[:, 0])
@@ -216,12 +230,12 @@ def judge_clip(clip: np.ndarray) -> Judgement:
         colour=_majority(frame_colours),
         shape=_majority(frame_shapes),
         size=size,
-        direction=_direction(centroids, min(h, w)),
+        direction=direction_of(centroids, min(h, w)),
         frame_colours=frame_colours,
         frame_shapes=frame_shapes,
         n_frames_with_object=sum(r.n_objects > 0 for r in readings),
         coherent=coherent,
-        smoothness=_smoothness(centroids),
+        smoothness=smoothness_of(centroids),
         centroids=centroids,
         objects_per_frame=[r.n_objects for r in readings],
         frame_extents=extents,

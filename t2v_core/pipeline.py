@@ -43,19 +43,25 @@ REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 # The t2v_core sources each stage's output depends on: editing one reruns that stage.
 CODE = {
-    "synth": ["corpus/synthetic.py", "corpus/info.py", "video.py", "writers.py"],
+    "synth": ["corpus/builtin.py", "corpus/synthetic.py", "corpus/shapes2.py", "corpus/digits.py", "corpus/scenes.py",
+              "digit_classifier.py", "corpus/info.py", "video.py", "writers.py"],
     "ingest": ["corpus/manifests.py", "corpus/info.py"],
     "tokenize": ["text.py"],
     "annotate": ["text.py"],
     "embed": ["embeddings.py", "text.py"],
     "frames": ["video.py"],
-    "match": ["matching.py", "model/text_encoder.py", "datasets.py", "scoring.py", "evaluate.py", "judge.py"],
+    "match": ["matching.py", "model/text_encoder.py", "datasets.py", "scoring.py", "evaluate.py", "judge.py",
+              "corpus/manifests.py"],
     # validation during training selects the published checkpoint, so its code is the train key's too
     "train": ["model", "train.py", "datasets.py", "run_records.py", "generate.py", "scoring.py", "evaluate.py",
-              "matching.py", "assess.py", "judge.py", "embeddings.py", "corpus/synthetic.py", "pipeline.py"],
+              "matching.py", "assess.py", "judge.py", "embeddings.py", "corpus/synthetic.py", "pipeline.py",
+              "assess_objects.py", "judge_objects.py", "digit_classifier.py", "corpus/digits.py", "corpus/shapes2.py",
+              "corpus/scenes.py"],
     "render": ["render.py", "catalog.py", "generate.py", "video.py", "writers.py", "text.py", "embeddings.py"],
     "evaluate": ["assess.py", "datasets.py", "evaluate.py", "scoring.py", "matching.py", "judge.py", "generate.py",
-                 "embeddings.py", "text.py", "corpus/synthetic.py", "writers.py", "sidebyside.py", "pipeline.py"],
+                 "embeddings.py", "text.py", "corpus/synthetic.py", "writers.py", "sidebyside.py", "pipeline.py",
+                 "assess_objects.py", "judge_objects.py", "digit_classifier.py", "corpus/digits.py",
+                 "corpus/shapes2.py", "corpus/scenes.py"],
 }
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
@@ -155,13 +161,13 @@ def _read(ref: ArtifactRef, name: str, columns: list[str] | None = None) -> pa.T
 
 
 def synth(ctx: Context) -> ArtifactRef:
-    """Write the built-in Moving Shapes corpus (videos + manifest.csv)."""
-    from t2v_core.corpus import synthetic
+    """Write the built-in corpus of ``[synth] corpus`` (videos + manifest.csv)."""
+    from t2v_core.corpus.builtin import write_builtin
 
     cfg = ctx.profile.synth
 
     def build(out: Path) -> dict[str, int]:
-        synthetic.write_corpus(cfg, out, progress=ctx.report("synth"))
+        write_builtin(cfg, out, progress=ctx.report("synth"))
         return {"videos": cfg.n_videos, "captions": cfg.n_videos * cfg.captions_per_video}
 
     return _build(ctx, "synth", ctx.profile.section("synth"), {}, build)
@@ -505,6 +511,11 @@ def _validation(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, f
         out = scoring.validation(matcher, side, generate, tcfg.seed)
         if judge == "shapes":
             out.update(_judge_validation(ctx, model))
+        elif judge in ("digits", "shapes2"):
+            from t2v_core import assess_objects
+
+            classifier = assess_objects.classifier_for(judge, Path(ingest_ref.manifest()["params"]["manifest"]))
+            out.update(assess_objects.validation(model, _prompt_nlp(ctx), ctx.profile.embed, judge, classifier))
         return out
 
     return evaluate
@@ -620,6 +631,14 @@ def evaluate_model(ctx: Context, checkpoint: Path, match_ref: ArtifactRef, inges
         judged, _, _ = judge_model(model, _prompt_nlp(ctx), ctx.profile.embed,
                                    cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
         metrics["judge"] = {"name": "shapes", **judged}
+    elif corpus.get("judge") in ("digits", "shapes2"):
+        from t2v_core import assess_objects
+
+        name = corpus["judge"]
+        classifier = assess_objects.classifier_for(name, Path(ingest_ref.manifest()["params"]["manifest"]))
+        judged, _, _ = assess_objects.judge_model(model, _prompt_nlp(ctx), ctx.profile.embed, name, classifier,
+                                                  cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
+        metrics["judge"] = {"name": name, **judged}
     metrics["corpus"] = corpus
     metrics["checkpoint"] = checkpoint.name
     return metrics, side, clips

@@ -23,7 +23,7 @@ from pathlib import Path
 from t2v_core.store import digest_json
 
 INFO_FILE = "corpus.json"
-JUDGES = ("", "shapes")  # judges that t2v_core.evaluate knows
+JUDGES = ("", "shapes", "digits", "shapes2")  # judges the evaluate stage knows (assess, assess_objects)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
