@@ -9,6 +9,11 @@ the difference divided by the extra steps is one step, without the start-up.
 
     .venv/bin/python benchmarks/train_step_time.py
     .venv/bin/python benchmarks/train_step_time.py --threads 1 --full-steps 4 12
+    .venv/bin/python benchmarks/train_step_time.py --profiles demo general-demo
+
+``--profiles`` times other profiles (shipped names or TOML paths) in the same run, each
+against the first; one at the demo's clip size or smaller takes the demo's window, a larger
+one the full profile's.
 
 The first few dozen steps of a run are cheaper than later ones (0.23 s/step over steps
 10-60 of the demo profile, 0.26 over 20-120), so the demo's window is the longer one.
@@ -70,6 +75,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--demo-steps", type=int, nargs=2, default=(20, 120), metavar=("SHORT", "LONG"))
     ap.add_argument("--full-steps", type=int, nargs=2, default=(3, 13), metavar=("SHORT", "LONG"))
+    ap.add_argument("--profiles", nargs="+", default=["demo", "full"], metavar="PROFILE",
+                    help="profiles to time, each against the first (default: demo full)")
     args = ap.parse_args()
     for name in ("demo_steps", "full_steps"):
         short, long_ = getattr(args, name)
@@ -77,16 +84,27 @@ def main() -> None:
             raise SystemExit(f"--{name.replace('_', '-')} needs SHORT < LONG, both above 0")
     print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"{args.threads} torch thread(s), CPU (device = cpu)")
-    demo, full = load_profile("demo"), load_profile("full")
-    demo_s = seconds_per_step(demo, tuple(args.demo_steps), args.threads)
-    full_s = seconds_per_step(full, tuple(args.full_steps), args.threads)
-    if min(demo_s, full_s) <= 0:
-        raise SystemExit(f"demo {demo_s:.3f}, full {full_s:.3f} s/step: a window this short is all "
-                         "noise; take more steps")
-    print(f"demo profile: {demo_s:.3f} s/step")
-    print(f"full profile: {full_s:.2f} s/step, {full_s / demo_s:.1f}x the demo's; 1,500 steps (where the demo "
-          f"is selected) take {full_s * 1500 / 60:.0f} min here, and its {full.train.max_minutes:g}-minute "
-          f"budget buys about {full.train.max_minutes * 60 / full_s:,.0f} steps")
+    demo = load_profile("demo")
+    demo_size = demo.model.frames * demo.model.height * demo.model.width
+    profiles = [load_profile(name) for name in args.profiles]
+    took = {}
+    for p in profiles:
+        small = p.model.frames * p.model.height * p.model.width <= demo_size
+        took[p.name] = seconds_per_step(p, tuple(args.demo_steps if small else args.full_steps), args.threads)
+        if took[p.name] <= 0:
+            raise SystemExit(f"{p.name}: {took[p.name]:.3f} s/step: a window this short is all noise; "
+                             "take more steps")
+    first = profiles[0]
+    for p in profiles:
+        m = p.model
+        print(f"{p.name} profile ({m.height}x{m.width}x{m.frames}, decoder {m.decoder!r}, batch "
+              f"{p.train.batch_size}): {took[p.name]:.3f} s/step"
+              + ("" if p is first else f", {took[p.name] / took[first.name]:.2f}x {first.name}'s"))
+    if "demo" in took and "full" in took:
+        full, full_s = next(p for p in profiles if p.name == "full"), took["full"]
+        print(f"full profile: 1,500 steps (where the demo is selected) take {full_s * 1500 / 60:.0f} min "
+              f"here, and its {full.train.max_minutes:g}-minute budget buys about "
+              f"{full.train.max_minutes * 60 / full_s:,.0f} steps")
 
 
 if __name__ == "__main__":

@@ -481,9 +481,12 @@ def train(
             raise ValueError(f"[train] {gate.setting} waits for an evaluation to start {gate.term}; it "
                              f"needs {gate.needs}, eval_every > 0 and an evaluation function")
     gated = {flag: bar for flag, bar in bars.items() if bar > 0}
-    if train_cfg.diversity_on in ("start", "across") and model_cfg.decoder == "frame":
+    if train_cfg.diversity_on in ("start", "across") and model_cfg.decoder in ("frame", "convlstm"):
         raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r} needs an object's start position; "
-                         "decoder 'frame' places none, so use diversity_on = 'frame'")
+                         f"decoder {model_cfg.decoder!r} places none, so use diversity_on = 'frame'")
+    if train_cfg.bound_weight > 0 and model_cfg.decoder == "convlstm":
+        raise ValueError("[train] bound_weight keeps a placed object's path off tanh's bound; decoder "
+                         "'convlstm' has no path, so set bound_weight = 0")
     if train_cfg.word_twin_weight < 0:
         raise ValueError(f"[train] word_twin_weight = {train_cfg.word_twin_weight} must be >= 0")
     if model_cfg.word_twin and train_cfg.word_weight <= 0:

@@ -566,3 +566,144 @@ def test_across_motion_keeps_only_the_start_offset_across_the_travel():
     up = torch.tensor([[[0.05, 0.2]]]) + t * torch.tensor([[[0.0, -0.6]]])  # moving up
     out_a, out_b = across_motion(up, up + torch.tensor([0.0, 0.15]))  # 0.15 apart along the motion
     assert torch.allclose(out_a, out_b)
+
+
+# decoder = "convlstm", the general generator (t2v_core/model/convlstm.py).
+GENERAL = dataclasses.replace(CFG, decoder="convlstm", g_channels=8)
+
+
+def _general(cfg: ModelConfig = GENERAL, seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(cfg).eval()
+
+
+def test_convlstm_draws_whole_frames_in_range_with_the_outputs_training_reads():
+    gen = _general()
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    drawn = gen.draw(ids, lengths, z)
+    assert drawn.video.shape == (3, 4, 3, 16, 16)
+    assert drawn.video.min() >= -1 and drawn.video.max() <= 1
+    assert drawn.video.std() > 1e-3  # not a blank canvas
+    assert drawn.attn.shape == (3, 4, 2, 6)  # the global attention's weights (B, T, heads, L)
+    assert drawn.reached is None and drawn.filled is None and drawn.path is None and drawn.path_sum is None
+    assert gen.coord is None and gen.where is None and gen.colour is None
+    assert not hasattr(gen, "seed")  # no unused frame-decoder weights beside it
+    video, w = gen(ids, lengths, z)
+    assert torch.equal(video, drawn.video) and torch.equal(w, drawn.attn)
+    with pytest.raises(ValueError, match="box"):
+        gen.draw(ids, lengths, z, reach=True)
+    with pytest.raises(ValueError, match="coord decoder"):
+        Generator(dataclasses.replace(GENERAL, look="parts"))
+    with pytest.raises(ValueError, match="convlstm decoder's ablation"):
+        Generator(dataclasses.replace(CFG, spatial_attention=False))
+
+
+def test_convlstm_every_frame_follows_a_changed_word_and_the_noise():
+    """Changing one word of a caption changes every frame of its video, not only the first
+    (the words reach each step), and another z changes the video too."""
+    gen = _general()
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    other = ids.clone()
+    other[0, 2] = 2 if ids[0, 2] != 2 else 3
+    with torch.no_grad():
+        base, _ = gen(ids, lengths, z)
+        changed, _ = gen(other, lengths, z)
+        noise, _ = gen(ids, lengths, torch.randn(3, CFG.z_dim))
+    per_frame = (base[0] - changed[0]).abs().flatten(1).mean(1)  # (T,)
+    assert (per_frame > 1e-4).all(), per_frame
+    assert torch.equal(base[1:], changed[1:])  # the other captions' videos are untouched
+    assert ((base - noise).abs().flatten(2).mean(2) > 1e-4).all()
+
+
+def test_convlstm_spatial_attention_sums_to_one_over_real_tokens_at_every_location():
+    gen = _general()
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    v, mask, s = text = gen.text(ids, lengths)
+    states, contexts, _, _ = gen.trajectory(ids, lengths, z, text)
+    video, w = gen.convlstm(states, contexts, v, mask, s, z, weights=True)
+    side = CFG.height // 4
+    assert w.shape == (3, CFG.frames, CFG.attn_heads, side * side, 6)  # (B, T, heads, S * S, L)
+    assert torch.allclose(w.sum(-1), torch.ones(w.shape[:-1]), atol=1e-6)
+    pad = ~mask[:, None, None, None, :].expand_as(w)
+    assert (w[pad] == 0).all()
+    assert torch.allclose(w[2, ..., 0], torch.ones(w.shape[1:-1]))  # a one-word caption
+    # Locations read different words: the attention is spatial, not one read per frame.
+    assert (w[0].std(dim=2) > 0).any()
+    assert torch.equal(video, gen(ids, lengths, z)[0])
+
+
+def test_convlstm_gradients_reach_the_recurrence_and_both_attentions():
+    gen = _general()
+    gen.train()
+    ids, lengths = _batch()
+    video, _ = gen(ids, lengths, torch.randn(3, CFG.z_dim))
+    video.square().mean().backward()
+    for name in ("convlstm.init.weight", "convlstm.cell.hidden.weight", "convlstm.cell.context.weight",
+                 "convlstm.cell.cond.weight", "convlstm.spatial.q.weight", "convlstm.spatial.k.weight",
+                 "convlstm.spatial.v.weight", "convlstm.decoder.to_rgb.0.weight", "attn.q.weight",
+                 "attn.k.weight", "attn.v.weight", "cell.weight_ih", "text.gru.weight_ih_l0"):
+        grad = dict(gen.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_convlstm_ablations_remove_the_attention_they_name():
+    """spatial_attention = False: no per-location attention, every location reads the
+    sentence vector, the global attention stays; attention = False: neither. With the shared
+    weights the same, each ablation draws other frames than the full model."""
+    full = _general()
+    ids, lengths = _batch()
+    z = torch.randn(3, CFG.z_dim)
+    no_spatial = _general(dataclasses.replace(GENERAL, spatial_attention=False))
+    no_attn = _general(dataclasses.replace(GENERAL, attention=False))
+    assert full.convlstm.spatial is not None and full.attn is not None
+    assert no_spatial.convlstm.spatial is None and no_spatial.attn is not None
+    assert no_attn.convlstm.spatial is None and no_attn.attn is None
+    state = full.state_dict()
+    for ablated in (no_spatial, no_attn):
+        missing, unexpected = ablated.load_state_dict(state, strict=False)
+        assert not missing or missing == ["no_attn.weight", "no_attn.bias"], missing
+        assert all(k.startswith(("convlstm.spatial.", "attn.")) for k in unexpected), unexpected
+    with torch.no_grad():
+        video, w = full(ids, lengths, z)
+        video_ns, w_ns = no_spatial(ids, lengths, z)
+        video_na, w_na = no_attn(ids, lengths, z)
+        text = no_spatial.text(ids, lengths)
+        states, contexts, _, _ = no_spatial.trajectory(ids, lengths, z, text)
+        _, spatial_w = no_spatial.convlstm(states, contexts, *text, z, weights=True)
+    assert w_ns is not None and torch.allclose(w_ns, w) and w_na is None and spatial_w is None
+    assert (video - video_ns).abs().mean() > 1e-4
+    assert (video - video_na).abs().mean() > 1e-4
+
+
+def test_convlstm_trains_and_round_trips_through_a_checkpoint(tmp_path):
+    """Two training steps with the coord-only terms off, then Text2Video.from_checkpoint
+    draws exactly what the trained EMA generator draws; and the coord-only settings are
+    refused for this decoder with a sentence."""
+    from test_train import MODEL, TRAIN, tiny_data
+    from t2v_core.generate import Text2Video, newest_checkpoint, to_uint8
+    from t2v_core.train import train
+
+    model = dataclasses.replace(MODEL, decoder="convlstm")
+    cfg = dataclasses.replace(TRAIN, steps=2, ckpt_every=2, eval_every=0, diversity_weight=0.01,
+                              diversity_on="frame", contrastive_weight=1.0, word_weight=1.0)
+    data = tiny_data()
+    summary = train(data, model, cfg, tmp_path / "run")
+    assert summary["steps"] == 2 and np.isfinite(list(summary["final_losses"].values())).all()
+    loaded = Text2Video.from_checkpoint(newest_checkpoint(tmp_path / "run"), device="cpu")
+    assert loaded.model_config.decoder == "convlstm" and loaded.model_config.spatial_attention
+    ckpt = torch.load(newest_checkpoint(tmp_path / "run"), weights_only=True)
+    gen = Generator(loaded.model_config)
+    gen.load_state_dict(ckpt["generator_ema"])
+    ids, lengths = data.token_ids[:3], data.lengths[:3]
+    out = loaded.generate(ids, lengths, [0, 1, 2])
+    z = torch.stack([torch.randn(model.z_dim, generator=torch.Generator().manual_seed(s)) for s in (0, 1, 2)])
+    with torch.no_grad():
+        video, _ = gen.eval()(torch.as_tensor(ids, dtype=torch.long), torch.as_tensor(lengths, dtype=torch.long), z)
+    assert out.shape == (3, 4, 16, 16, 3) and np.array_equal(out, to_uint8(video))
+    for bad, match in (({"box_weight": 1.0}, "box_weight"), ({"bound_weight": 1.0}, "bound_weight"),
+                       ({"diversity_on": "start"}, "start position")):
+        with pytest.raises(ValueError, match=match):
+            train(data, model, dataclasses.replace(cfg, **bad), tmp_path / "refused")

@@ -6,6 +6,7 @@ checkpoint (state_dicts + the config as a dict) rebuilds them with nothing from 
 """
 
 from t2v_core.model.attention import TokenAttention
+from t2v_core.model.convlstm import ConvLSTMDecoder
 from t2v_core.model.discriminator import Discriminator
 from t2v_core.model.generator import Generator
 from t2v_core.model.losses import (
@@ -27,6 +28,7 @@ __all__ = [
     "TextEncoder",
     "TokenAttention",
     "Generator",
+    "ConvLSTMDecoder",
     "Discriminator",
     "d_loss",
     "g_loss",

@@ -10,10 +10,11 @@ from torch import nn
 
 from t2v_core.config import ModelConfig
 from t2v_core.model.attention import TokenAttention
+from t2v_core.model.convlstm import ConvLSTMDecoder
 from t2v_core.model.text_encoder import TextEncoder
 
 
-DECODERS = ("object", "scaled", "coord", "sprite", "frame")
+DECODERS = ("object", "scaled", "coord", "sprite", "frame", "convlstm")
 LOOKS = ("clip", "words", "parts")
 
 
@@ -242,6 +243,9 @@ class Generator(nn.Module):
     from the condition (sampled at twice the resolution and averaged, so that shrinking
     does not alias), and the sprite's outermost ring is cleared so that its border cannot
     leave specks on the canvas.
+    ``decoder = "convlstm"`` is the general generator: a ConvLSTM over feature maps beside the
+    GRU, with global and spatial attention over the words, and a convolutional decoder to
+    whole frames (t2v_core/model/convlstm.py).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -259,6 +263,8 @@ class Generator(nn.Module):
             raise ValueError(f"the sprite decoder needs frames of at least 16x16, got {cfg.height}")
         if cfg.look not in LOOKS:
             raise ValueError(f"unknown look {cfg.look!r}; use one of {LOOKS}")
+        if not cfg.spatial_attention and cfg.decoder != "convlstm":
+            raise ValueError(f"spatial_attention = false is the convlstm decoder's ablation; decoder {cfg.decoder!r} has none")
         self.text = TextEncoder(cfg)
         d = cfg.text_dim
         self.init = nn.Linear(d + cfg.z_dim, cfg.hidden)
@@ -313,10 +319,12 @@ class Generator(nn.Module):
                 colour_dim = d // cfg.attn_heads
                 look_dim = d - colour_dim
                 size_dim = colour_dim if cfg.look == "parts" else 0
+        self.coord = None
+        # decoder = "convlstm": the general generator, t2v_core/model/convlstm.py.
+        self.convlstm = ConvLSTMDecoder(cfg) if cfg.decoder == "convlstm" else None
         if cfg.decoder == "coord":
             self.coord = CoordDecoder(look_dim, cfg.height, base, size_dim=size_dim)
-        else:
-            self.coord = None
+        elif self.convlstm is None:
             self.seed = nn.Linear(cond, chans[0] * 16)
             self.seed_norm = nn.BatchNorm2d(chans[0])
             self.blocks = nn.ModuleList(FiLMBlock(chans[i], chans[i + 1], cond) for i in range(n_up))
@@ -326,14 +334,16 @@ class Generator(nn.Module):
         self.where = nn.Linear(cfg.hidden, 2) if placed else None
 
     def trajectory(
-        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor
+        self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         """The recurrent part: states (B, T, hidden), contexts (B, T, text_dim), attention
         weights (B, T, heads, L) or None, and the object's look: (colour input, form
-        input), the same tensor unless look = "words" splits them."""
+        input), the same tensor unless look = "words" splits them. ``text``: the text
+        encoder's (V, mask, s) for these captions, where the caller needs them too."""
         cfg = self.cfg
         assert z.shape == (ids.shape[0], cfg.z_dim), z.shape
-        v, mask, s = self.text(ids, lengths)
+        v, mask, s = self.text(ids, lengths) if text is None else text
         h = torch.tanh(self.init(torch.cat([s, z], -1)))
         ctx = torch.zeros_like(s)
         states, contexts, weights = [], [], []
@@ -433,7 +443,8 @@ class Generator(nn.Module):
             raise ValueError(f"only the coord decoder has a box to reach, not {self.cfg.decoder!r}")
         cfg = self.cfg
         b = ids.shape[0]
-        states, contexts, attn, look = self.trajectory(ids, lengths, z)
+        text = self.text(ids, lengths) if self.convlstm is not None else None
+        states, contexts, attn, look = self.trajectory(ids, lengths, z, text)
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
         path_sum = None if self.where is None else self.path_sum(states)
         path = None if path_sum is None else self.centres(path_sum)  # where the object is
@@ -454,6 +465,8 @@ class Generator(nn.Module):
                     scale = 0.4 + 0.6 * torch.sigmoid(self.scale(look)).repeat_interleave(cfg.frames, 0)
                 sprite = mask * colour
                 frames = self._place(sprite.repeat_interleave(cfg.frames, dim=0), path, scale)
+        elif self.convlstm is not None:
+            frames, _ = self.convlstm(states, contexts, *text, z)
         else:
             # Decode all frames of all videos as one batch of B*T images.
             x = self._decode(cond.reshape(b * cfg.frames, -1))
