@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from t2v_core.config import MatchConfig, ModelConfig
+from t2v_core.corpus.manifests import CorpusError
 from t2v_core.model.text_encoder import TextEncoder
 from t2v_core.store import atomic_path
 
@@ -110,7 +111,8 @@ def train_match(clips: np.ndarray, caption_clip: np.ndarray, token_ids: np.ndarr
     batch never holds a clip twice (which would make its own caption a negative).
     Deterministic for ``cfg.seed``; the global torch RNG is left as it was."""
     if len(np.unique(caption_clip)) < 2:
-        raise ValueError("the matching model needs captions of at least 2 training videos")
+        raise CorpusError("the matching model needs captions of at least 2 training videos with frames; "
+                          "see the ingest and frames rejects")
     mcfg = MatchModelConfig(vocab_size=int(vectors.shape[0]), word_dim=int(vectors.shape[1]),
                             text_dim=cfg.text_dim, dim=cfg.dim, channels=cfg.channels)
     with torch.random.fork_rng(devices=[]):

@@ -16,6 +16,7 @@ import numpy as np
 
 from t2v_core import evaluate as ev
 from t2v_core.config import EvaluateConfig
+from t2v_core.corpus.manifests import CorpusError
 from t2v_core.datasets import SideData
 from t2v_core.matching import MatchModel
 
@@ -42,7 +43,8 @@ def calibration(match: MatchModel, side: SideData, seed: int = 0) -> dict[str, A
     """R-precision of real clips with their own captions (the ceiling a generator can reach
     on this side) and with shuffled captions (chance), and the pool size."""
     if len(side.texts) < 2:
-        raise ValueError("R-precision needs at least 2 videos on a side")
+        raise CorpusError(f"R-precision needs at least 2 videos with frames on a side, this one has "
+                          f"{len(side.texts)}; see the ingest and frames rejects")
     sims = match.videos(side.clips) @ match.texts(side.pool_ids, side.pool_lengths).T
     real, pool = ev.r_precision(sims, side.true, side.exclude, POOL, seed)
     rng = np.random.default_rng(seed)
