@@ -4,6 +4,7 @@ evaluate stage and, on a few prompts, during training, for corpora that name thi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,15 @@ def judge_model(model: Any, nlp: Any, embed_cfg: EmbedConfig, n_per_split: int,
     ``nlp`` in the embed stage's token form) and judge the pixels. Returns the metrics, the
     clips and the prompt rows they were made from."""
     rows = evaluation_prompts(n_per_split, seed)
+    metrics, clips = render_and_judge(model, nlp, embed_cfg, rows, variety_pairs, ev.evaluate_clips)
+    return metrics, clips, rows
+
+
+def render_and_judge(model: Any, nlp: Any, embed_cfg: EmbedConfig, rows: list[dict[str, Any]], variety_pairs: int,
+                     judge: Callable[[np.ndarray, list[dict[str, Any]]], dict[str, Any]]
+                     ) -> tuple[dict[str, Any], np.ndarray]:
+    """Render each row's prompt with its seed, judge the clips against the rows, and add the
+    variety of a second draw (seed + 1) of the first ``variety_pairs`` rows."""
 
     def generate(prompts: list[str], seeds: list[int]) -> np.ndarray:
         tokens = prompt_tokens(nlp, prompts, embed_cfg.token_form)
@@ -47,10 +57,10 @@ def judge_model(model: Any, nlp: Any, embed_cfg: EmbedConfig, n_per_split: int,
         return model.generate(ids, lengths, seeds)
 
     clips = generate([r["prompt"] for r in rows], [r["seed"] for r in rows])
-    metrics: dict[str, Any] = ev.evaluate_clips(clips, rows)
+    metrics: dict[str, Any] = judge(clips, rows)
     if variety_pairs:
         pairs = rows[:variety_pairs]
         again = generate([r["prompt"] for r in pairs], [r["seed"] + 1 for r in pairs])
         metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
     metrics["prompts"] = len(rows)
-    return metrics, clips, rows
+    return metrics, clips

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 
 from t2v_core import digit_classifier as dc
-from t2v_core import evaluate as ev
 from t2v_core import judge_objects as jo
+from t2v_core.assess import render_and_judge
 from t2v_core.config import EmbedConfig
 from t2v_core.corpus import digits as dg
 from t2v_core.corpus import shapes2 as s2
-from t2v_core.embeddings import encode_tokens, prompt_tokens
 
 JUDGES = ("digits", "shapes2")
 SPLITS = (("seen", "train"), ("held_out", "test"))
@@ -138,19 +137,8 @@ def judge_model(model: Any, nlp: Any, embed_cfg: EmbedConfig, judge: str, classi
     by ``nlp`` in the embed stage's token form) and judge the pixels. Returns the metrics,
     the clips and the prompt rows they were made from."""
     rows = evaluation_prompts(judge, n_per_split, seed, splits)
-
-    def generate(prompts: list[str], seeds: list[int]) -> np.ndarray:
-        tokens = prompt_tokens(nlp, prompts, embed_cfg.token_form)
-        ids, lengths, _ = encode_tokens(tokens, model.vocab, embed_cfg.max_len)
-        return model.generate(ids, lengths, seeds)
-
-    clips = generate([r["prompt"] for r in rows], [r["seed"] for r in rows])
-    metrics = evaluate_scenes(judge, clips, rows, classifier)
-    if variety_pairs:
-        pairs = rows[:variety_pairs]
-        again = generate([r["prompt"] for r in pairs], [r["seed"] + 1 for r in pairs])
-        metrics["variety"] = float(ev.variety(clips[: len(pairs)], again))
-    metrics["prompts"] = len(rows)
+    metrics, clips = render_and_judge(model, nlp, embed_cfg, rows, variety_pairs,
+                                      lambda c, r: evaluate_scenes(judge, c, r, classifier))
     return metrics, clips, rows
 
 
