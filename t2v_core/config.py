@@ -188,7 +188,7 @@ class RenderConfig:
     formats: tuple[str, ...] = ("webm", "gif")
     batch_size: int = 64
     use_ema: bool = True
-    seed: int = 0  # seed of rows that give none; sample k of a row uses its seed + k
+    seed: int = 0  # added to the seed a row without one derives from its id (t2v_core/catalog.py); sample k uses seed + k
     max_samples: int = 16  # a catalog row asking for more samples is rejected
     page_size: int = 60  # video cards per gallery page
 
