@@ -500,7 +500,7 @@ def _validation(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, f
 
     tcfg = ctx.profile.train
     side = side_data(ingest_ref, embed_ref, frames_ref, "val", tcfg.val_captions, tcfg.seed)
-    matcher = load_match(Path(match_ref.file(FILE)))
+    score = scoring.validator(load_match(Path(match_ref.file(FILE))), side, tcfg.seed)
     judge = corpus_of(ingest_ref).get("judge", "")
 
     def evaluate(model: Any) -> dict[str, float]:
@@ -508,7 +508,7 @@ def _validation(ctx: Context, ingest_ref: ArtifactRef, embed_ref: ArtifactRef, f
             rows = list(rows)
             return model.generate(side.token_ids[rows], side.lengths[rows], list(seeds))
 
-        out = scoring.validation(matcher, side, generate, tcfg.seed)
+        out = score(generate)
         if judge == "shapes":
             out.update(_judge_validation(ctx, model))
         elif judge in ("digits", "shapes2"):

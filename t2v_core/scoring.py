@@ -54,20 +54,25 @@ def calibration(match: MatchModel, side: SideData, seed: int = 0) -> dict[str, A
             "videos": len(side.texts)}
 
 
-def validation(match: MatchModel, side: SideData, generate: GenerateFn, seed: int,
-               pairs: int = 16) -> dict[str, float]:
+def validator(match: MatchModel, side: SideData, seed: int,
+              pairs: int = 16) -> Callable[[GenerateFn], dict[str, float]]:
     """What training logs at each evaluation: R-precision of generated val videos, and the
-    variety of two noise draws of the first ``pairs`` captions."""
+    variety of two noise draws of the first ``pairs`` captions. The caption and real-clip
+    features do not change during a run, so they are computed once, here."""
     rows = list(range(len(side.texts)))
     seeds = seed_set(seed, 0, len(rows))
-    feats = match.videos(generate(rows, seeds))
     pool = match.texts(side.pool_ids, side.pool_lengths)
-    rp, _ = ev.r_precision(feats @ pool.T, side.true, side.exclude, POOL, seed)
-    k = min(pairs, len(rows))
-    again = match.videos(generate(rows[:k], [s + 1 for s in seeds[:k]]))
     real = match.videos(side.clips[:64])
-    variety = ev.feature_variety(feats[:k], again, real) if len(real) >= 2 else 0.0
-    return {"r_precision": rp, "variety": variety}
+    k = min(pairs, len(rows))
+
+    def score(generate: GenerateFn) -> dict[str, float]:
+        feats = match.videos(generate(rows, seeds))
+        rp, _ = ev.r_precision(feats @ pool.T, side.true, side.exclude, POOL, seed)
+        again = match.videos(generate(rows[:k], [s + 1 for s in seeds[:k]]))
+        variety = ev.feature_variety(feats[:k], again, real) if len(real) >= 2 else 0.0
+        return {"r_precision": rp, "variety": variety}
+
+    return score
 
 
 def generic_metrics(match: MatchModel, side: SideData, generate: GenerateFn,
