@@ -47,7 +47,8 @@ from t2v_core.config import load_profile  # noqa: E402
 from t2v_core.corpus.synthetic import DIRECTIONS, prompt_for  # noqa: E402
 from t2v_core.datasets import load_clips  # noqa: E402
 from t2v_core.embeddings import encode_tokens, prompt_tokens  # noqa: E402
-from t2v_core.generate import Text2Video, load_checkpoint, model_config_from_dict  # noqa: E402
+from t2v_core.checkpoints import load_checkpoint, model_config_from_dict  # noqa: E402
+from t2v_core.generate import Text2Video  # noqa: E402
 from t2v_core.model import Discriminator, Generator, bag_of_words, g_loss, word_loss  # noqa: E402
 from t2v_core.store import ArtifactRef  # noqa: E402
 from t2v_core.text import load_annotator, load_tokenizer, resolve_model_name  # noqa: E402

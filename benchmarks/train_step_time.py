@@ -32,7 +32,8 @@ import numpy as np
 
 from t2v_core.config import Profile, load_profile
 from t2v_core.corpus import synthetic as syn
-from t2v_core.train import TrainData, train
+from t2v_core.datasets import TrainData
+from t2v_core.train import train
 
 
 def clip_data(profile: Profile, n: int = 96) -> TrainData:

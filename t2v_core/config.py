@@ -9,6 +9,7 @@ written here, or, with ``extends = "demo"``, the settings of the profile it exte
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,14 @@ class ModelConfig:
     look_content: bool = False  # look = words | parts: the look heads skip stop words ("a", "the", "to"; spaCy's English list)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
     word_twin: bool = False  # a twin word classifier learns the words of G's videos, and G makes its own words hard for it to read (twin auxiliary classifiers, Gong et al. 2019; needs word_weight > 0)
+
+
+def check_frame_size(cfg: ModelConfig) -> int:
+    """Number of 2x steps between 4x4 and the frame; frames must be square powers of two
+    (the discriminator halves them down to 4x4)."""
+    if cfg.height != cfg.width or cfg.height < 8 or cfg.height & (cfg.height - 1):
+        raise ValueError(f"frames must be square, a power of two and >= 8, got {cfg.height}x{cfg.width}")
+    return int(math.log2(cfg.height)) - 2
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,88 @@
-"""Joins over stage artifacts that the trainer and the evaluation read: clips by video hash,
-and captions with their token ids and clips. Part of the train and evaluate stages' code
-version (t2v_core.pipeline.CODE), so a change here reruns them."""
+"""What the trainer and the evaluation read: ``TrainData`` and its batches, and the joins
+over stage artifacts that make it (clips by video hash, captions with their token ids and
+clips), for the training side and for the val and test sides."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 
+from t2v_core.config import ModelConfig
 from t2v_core.corpus.manifests import CorpusError
 from t2v_core.store import ArtifactRef, digest_json
-from t2v_core.train import TrainData
+
+
+@dataclass
+class TrainData:
+    clips: np.ndarray  # (M, T, H, W, 3) uint8, may be a memmap
+    caption_clip: np.ndarray  # (N,) int64: clip row of each training caption
+    token_ids: np.ndarray  # (N, L) int32, 0 = pad, 1 = unk
+    lengths: np.ndarray  # (N,) int32
+    embeddings: np.ndarray  # (V, D) float32, row i = vector of vocab[i]
+    vocab: list[str]
+    data_id: str  # identity of data + vectors (artifact keys), stored in checkpoints
+
+    def validate(self, cfg: ModelConfig) -> None:
+        """Clear errors for data that does not fit the model, before any step runs."""
+        m = self.clips.shape[0]
+        if self.clips.ndim != 5 or self.clips.shape[-1] != 3 or self.clips.dtype != np.uint8:
+            raise ValueError(f"clips must be uint8 (M, T, H, W, 3), got {self.clips.dtype} {self.clips.shape}")
+        if self.clips.shape[1:4] != (cfg.frames, cfg.height, cfg.width):
+            raise ValueError(
+                f"clips are (T, H, W) = {self.clips.shape[1:4]} but the model makes "
+                f"{(cfg.frames, cfg.height, cfg.width)}; make [frames] and [model] agree"
+            )
+        n = len(self.caption_clip)
+        if n == 0:
+            raise ValueError("no training captions")
+        if self.token_ids.shape[0] != n or self.lengths.shape != (n,):
+            raise ValueError(
+                f"caption_clip ({n},), token_ids {self.token_ids.shape} and lengths "
+                f"{self.lengths.shape} must have one row per caption"
+            )
+        if self.caption_clip.min() < 0 or self.caption_clip.max() >= m:
+            raise ValueError(f"caption_clip must index the {m} clips")
+        if self.embeddings.shape != (len(self.vocab), cfg.word_dim):
+            raise ValueError(
+                f"embeddings {self.embeddings.shape} must be (len(vocab), word_dim) = "
+                f"{(len(self.vocab), cfg.word_dim)}; set [model] word_dim = [embed] vector_size"
+            )
+        if self.token_ids.min() < 0 or self.token_ids.max() >= len(self.vocab):
+            raise ValueError("token ids outside the vocabulary")
+
+
+def fill_model_config(cfg: ModelConfig, data: TrainData) -> ModelConfig:
+    """vocab_size comes from the data; a config that names a different size is an error."""
+    if cfg.vocab_size not in (0, len(data.vocab)):
+        raise ValueError(f"model vocab_size {cfg.vocab_size} != vocabulary size {len(data.vocab)}")
+    return dataclasses.replace(cfg, vocab_size=len(data.vocab))
+
+
+
+def sample_batch(data: TrainData, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Caption rows, their clips, and mismatched captions (a caption of a different clip)."""
+    n = len(data.caption_clip)
+    idx = torch.randint(n, (batch,), generator=gen).numpy()
+    wrong = torch.randint(n, (batch,), generator=gen).numpy()
+    # A wrong caption must describe another clip; shifting by one row fixes the rare clash.
+    same = data.caption_clip[wrong] == data.caption_clip[idx]
+    wrong[same] = (wrong[same] + 1) % n
+    rows = data.caption_clip[idx]
+    clips = torch.from_numpy(np.ascontiguousarray(data.clips[rows]))
+    video = clips.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)  # (B, T, 3, H, W) in [-1, 1]
+    return {
+        "video": video,
+        "ids": torch.from_numpy(data.token_ids[idx].astype(np.int64)),
+        "lengths": torch.from_numpy(data.lengths[idx].astype(np.int64)),
+        "wrong_ids": torch.from_numpy(data.token_ids[wrong].astype(np.int64)),
+        "wrong_lengths": torch.from_numpy(data.lengths[wrong].astype(np.int64)),
+    }
 
 
 def load_clips(frames_ref: ArtifactRef) -> tuple[np.ndarray, dict[str, int]]:

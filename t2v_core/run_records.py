@@ -4,7 +4,6 @@ resumed run reads back of them."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,24 +13,11 @@ import pandas as pd
 import pyarrow as pa
 from PIL import Image
 
-from t2v_core.generate import SELECTED, Text2Video
 from t2v_core.store import atomic_path, write_parquet
 
-if TYPE_CHECKING:  # train imports this module
-    from t2v_core.train import TrainData
-
-
-def load_selection(run_dir: Path, upto: int) -> dict[str, Any] | None:
-    """The selection a resumed run continues from; one made after the resumed step (its
-    newer checkpoint was unreadable) is redone, like the steps after it."""
-    path = run_dir / SELECTED
-    if not path.is_file():
-        return None
-    best = json.loads(path.read_text())
-    if best["step"] > upto:
-        path.unlink()
-        return None
-    return best
+if TYPE_CHECKING:
+    from t2v_core.datasets import TrainData
+    from t2v_core.generate import Text2Video
 
 
 def load_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
@@ -84,7 +70,7 @@ def plot_losses(path: Path, rows: list[dict[str, Any]]) -> None:
 def sample_sheet(path: Path, model: Text2Video, data: TrainData, n: int = 8) -> None:
     """One row per caption (the first distinct training captions), one column per frame."""
     n = min(n, len(data.caption_clip))
-    videos = model.generate(data.token_ids[:n], data.lengths[:n], seeds=list(range(n)))
+    videos = model.generate_ids(data.token_ids[:n], data.lengths[:n], seeds=list(range(n)))
     real = np.asarray(data.clips[data.caption_clip[:n]])
     rows = [np.concatenate([np.concatenate(list(r), 1), np.concatenate(list(f), 1)], 1)
             for r, f in zip(real, videos, strict=True)]  # real clip | generated clip

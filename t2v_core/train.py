@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from t2v_core.config import ModelConfig, TrainConfig
-from t2v_core.generate import (
+from t2v_core.checkpoints import (
     SELECTED,
-    Text2Video,
     list_checkpoints,
     load_checkpoint,
-    resolve_device,
+    load_selection,
     resume_point,
     save_checkpoint,
-    to_uint8,
 )
+from t2v_core.datasets import TrainData, fill_model_config, sample_batch
+from t2v_core.generate import Text2Video, resolve_device, to_uint8
 from t2v_core.model import (
     Discriminator,
     Generator,
@@ -85,74 +85,8 @@ def _gated_terms(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, bo
     return {"floor_on": train_cfg.diversity_floor > 0, "twin_on": model_cfg.word_twin}
 
 
-@dataclass
-class TrainData:
-    clips: np.ndarray  # (M, T, H, W, 3) uint8, may be a memmap
-    caption_clip: np.ndarray  # (N,) int64: clip row of each training caption
-    token_ids: np.ndarray  # (N, L) int32, 0 = pad, 1 = unk
-    lengths: np.ndarray  # (N,) int32
-    embeddings: np.ndarray  # (V, D) float32, row i = vector of vocab[i]
-    vocab: list[str]
-    data_id: str  # identity of data + vectors (artifact keys), stored in checkpoints
-
-    def validate(self, cfg: ModelConfig) -> None:
-        """Clear errors for data that does not fit the model, before any step runs."""
-        m = self.clips.shape[0]
-        if self.clips.ndim != 5 or self.clips.shape[-1] != 3 or self.clips.dtype != np.uint8:
-            raise ValueError(f"clips must be uint8 (M, T, H, W, 3), got {self.clips.dtype} {self.clips.shape}")
-        if self.clips.shape[1:4] != (cfg.frames, cfg.height, cfg.width):
-            raise ValueError(
-                f"clips are (T, H, W) = {self.clips.shape[1:4]} but the model makes "
-                f"{(cfg.frames, cfg.height, cfg.width)}; make [frames] and [model] agree"
-            )
-        n = len(self.caption_clip)
-        if n == 0:
-            raise ValueError("no training captions")
-        if self.token_ids.shape[0] != n or self.lengths.shape != (n,):
-            raise ValueError(
-                f"caption_clip ({n},), token_ids {self.token_ids.shape} and lengths "
-                f"{self.lengths.shape} must have one row per caption"
-            )
-        if self.caption_clip.min() < 0 or self.caption_clip.max() >= m:
-            raise ValueError(f"caption_clip must index the {m} clips")
-        if self.embeddings.shape != (len(self.vocab), cfg.word_dim):
-            raise ValueError(
-                f"embeddings {self.embeddings.shape} must be (len(vocab), word_dim) = "
-                f"{(len(self.vocab), cfg.word_dim)}; set [model] word_dim = [embed] vector_size"
-            )
-        if self.token_ids.min() < 0 or self.token_ids.max() >= len(self.vocab):
-            raise ValueError("token ids outside the vocabulary")
-
-
-def fill_model_config(cfg: ModelConfig, data: TrainData) -> ModelConfig:
-    """vocab_size comes from the data; a config that names a different size is an error."""
-    if cfg.vocab_size not in (0, len(data.vocab)):
-        raise ValueError(f"model vocab_size {cfg.vocab_size} != vocabulary size {len(data.vocab)}")
-    return dataclasses.replace(cfg, vocab_size=len(data.vocab))
-
-
 def step_rng(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-def sample_batch(data: TrainData, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Caption rows, their clips, and mismatched captions (a caption of a different clip)."""
-    n = len(data.caption_clip)
-    idx = torch.randint(n, (batch,), generator=gen).numpy()
-    wrong = torch.randint(n, (batch,), generator=gen).numpy()
-    # A wrong caption must describe another clip; shifting by one row fixes the rare clash.
-    same = data.caption_clip[wrong] == data.caption_clip[idx]
-    wrong[same] = (wrong[same] + 1) % n
-    rows = data.caption_clip[idx]
-    clips = torch.from_numpy(np.ascontiguousarray(data.clips[rows]))
-    video = clips.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)  # (B, T, 3, H, W) in [-1, 1]
-    return {
-        "video": video,
-        "ids": torch.from_numpy(data.token_ids[idx].astype(np.int64)),
-        "lengths": torch.from_numpy(data.lengths[idx].astype(np.int64)),
-        "wrong_ids": torch.from_numpy(data.token_ids[wrong].astype(np.int64)),
-        "wrong_lengths": torch.from_numpy(data.lengths[wrong].astype(np.int64)),
-    }
 
 
 @torch.no_grad()
@@ -170,9 +104,10 @@ class _Run:
     """The networks, optimizers and step: everything a checkpoint holds."""
 
     def __init__(self, data: TrainData, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 device: torch.device):
+                 device: torch.device, reader: dict[str, str] | None = None):
         torch.manual_seed(train_cfg.seed)
         self.cfg, self.tcfg, self.device = model_cfg, train_cfg, device
+        self.reader = dict(reader or {})  # how prompts are read (Text2Video): spaCy model, token form
         # The diversity term's form, chosen once (TrainConfig.diversity_form).
         self.spread = mode_seeking if train_cfg.diversity_form == "msgan" else functools.partial(
             diversity_sensitivity, tau=train_cfg.diversity_tau)
@@ -216,6 +151,7 @@ class _Run:
             "max_len": int(data.token_ids.shape[1]),
             "data_id": data.data_id,
             "init_from": self.init_from,
+            "reader": self.reader,
         }
 
     def load(self, ckpt: dict[str, Any], data: TrainData) -> None:
@@ -272,7 +208,7 @@ class _Run:
     def sampler(self, data: TrainData) -> Text2Video:
         """The generator to evaluate and sample: the EMA copy when there is one."""
         return Text2Video(self.ema if self.ema is not None else self.G, data.vocab, self.device,
-                          max_len=int(data.token_ids.shape[1]))
+                          max_len=int(data.token_ids.shape[1]), reader=self.reader)
 
     def warm_up_words(self, data: TrainData, steps: int) -> float:
         """Train D's word classifier alone on real clips and their captions for ``steps``
@@ -427,8 +363,12 @@ def train(
     progress: Progress | None = None,
     eval_fn: EvalFn | None = None,
     init_from: Path | None = None,
+    prompt_reader: dict[str, str] | None = None,
 ) -> dict:
     """Train (or resume) in ``run_dir``; returns a summary of the run.
+
+    ``prompt_reader`` (the spaCy model and token form that read the captions) goes into
+    every checkpoint, so that the model reads prompts as its captions were read.
 
     ``init_from`` warm-starts a run that has no checkpoint yet (nightly retraining on a
     grown corpus): G, D and the EMA start from that checkpoint's matching tensors, the
@@ -442,7 +382,7 @@ def train(
 
     With ``select_by`` (early stopping's model selection), an evaluation step whose metric
     is the best so far gets a checkpoint and becomes ``best.json``, the checkpoint that
-    rendering and evaluation load (``generate.model_checkpoint``). Adversarial training
+    rendering and evaluation load (``checkpoints.published_checkpoint``). Adversarial training
     does not improve monotonically: a run that was right at step 2,500 drifted by 3,000.
     """
     run_dir = Path(run_dir)
@@ -507,14 +447,14 @@ def train(
     if train_cfg.threads > 0:
         torch.set_num_threads(train_cfg.threads)
     device = resolve_device(train_cfg.device)
-    run = _Run(data, model_cfg, train_cfg, device)
+    run = _Run(data, model_cfg, train_cfg, device, prompt_reader)
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None  # the selected checkpoint so far (best.json)
     ckpt = resume_point(run_dir)
     if ckpt is not None:
         run.load(ckpt, data)
         rows = run_records.load_metrics(run_dir / "metrics.parquet", run.step)
-        best = run_records.load_selection(run_dir, run.step)
+        best = load_selection(run_dir, run.step)
         for flag, bar in gated.items():
             run.on[flag] = any(r.get(f"eval_{GATE_METRIC}", -1.0) >= bar for r in rows)
     elif init_from is not None:

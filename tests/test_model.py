@@ -683,7 +683,8 @@ def test_convlstm_trains_and_round_trips_through_a_checkpoint(tmp_path):
     draws exactly what the trained EMA generator draws; and the coord-only settings are
     refused for this decoder with a sentence."""
     from test_train import MODEL, TRAIN, tiny_data
-    from t2v_core.generate import Text2Video, newest_checkpoint, to_uint8
+    from t2v_core.checkpoints import newest_checkpoint
+    from t2v_core.generate import Text2Video, to_uint8
     from t2v_core.train import train
 
     model = dataclasses.replace(MODEL, decoder="convlstm")
@@ -698,7 +699,7 @@ def test_convlstm_trains_and_round_trips_through_a_checkpoint(tmp_path):
     gen = Generator(loaded.model_config)
     gen.load_state_dict(ckpt["generator_ema"])
     ids, lengths = data.token_ids[:3], data.lengths[:3]
-    out = loaded.generate(ids, lengths, [0, 1, 2])
+    out = loaded.generate_ids(ids, lengths, [0, 1, 2])
     z = torch.stack([torch.randn(model.z_dim, generator=torch.Generator().manual_seed(s)) for s in (0, 1, 2)])
     with torch.no_grad():
         video, _ = gen.eval()(torch.as_tensor(ids, dtype=torch.long), torch.as_tensor(lengths, dtype=torch.long), z)

@@ -14,12 +14,13 @@ import torch
 
 from t2v_core.config import ModelConfig, TrainConfig
 from t2v_core.corpus.synthetic import caption_for, render_clip
-from t2v_core.generate import (list_checkpoints, load_checkpoint, model_checkpoint, model_config_from_dict,
-                               newest_checkpoint)
+from t2v_core.checkpoints import (list_checkpoints, load_checkpoint, model_config_from_dict, newest_checkpoint,
+                                  published_checkpoint)
+from t2v_core.datasets import TrainData
 from t2v_core.model import Generator, across_motion
 from t2v_core.model.text_encoder import centre_vectors
 from t2v_core.text import is_stop_word
-from t2v_core.train import TrainData, train
+from t2v_core.train import train
 
 COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"),
           ("green", "square", "small", "down"), ("white", "circle", "large", "right")]
@@ -62,7 +63,7 @@ def test_training_changes_weights_and_writes_the_run_folder(tmp_path):
 
     def eval_fn(model):
         evals.append(1)
-        videos = model.generate(data.token_ids[:2], data.lengths[:2], [0, 1])
+        videos = model.generate_ids(data.token_ids[:2], data.lengths[:2], [0, 1])
         return {"mean_pixel": float(videos.mean())}
 
     summary = train(data, MODEL, TRAIN, tmp_path, progress=lambda s, t, _l: seen.append((s, t)),
@@ -331,7 +332,7 @@ def test_select_by_publishes_the_best_evaluated_checkpoint_and_survives_resume(t
     assert summary["selected"] == {"checkpoint": "ckpt-000004.pt", "step": 4,
                                    "metric": "seen_all_correct", "value": 0.9}
     assert newest_checkpoint(tmp_path).name == "ckpt-000006.pt"
-    assert model_checkpoint(tmp_path).name == "ckpt-000004.pt"  # what render and evaluate load
+    assert published_checkpoint(tmp_path).name == "ckpt-000004.pt"  # what render and evaluate load
     metrics = pd.read_parquet(tmp_path / "metrics.parquet").dropna(subset=["eval_seen_all_correct"])
     assert metrics["eval_seen_all_correct"].tolist() == [0.2, 0.9, 0.5]
 

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from t2v_core.config import ModelConfig
-from t2v_core.model.generator import check_frame_size
+from t2v_core.config import ModelConfig, check_frame_size
 from t2v_core.model.text_encoder import TextEncoder
 
 

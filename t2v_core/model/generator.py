@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from t2v_core.config import ModelConfig
+from t2v_core.config import ModelConfig, check_frame_size
 from t2v_core.model.attention import TokenAttention
 from t2v_core.model.convlstm import ConvLSTMDecoder
 from t2v_core.model.text_encoder import TextEncoder
@@ -27,13 +26,6 @@ class Drawn(NamedTuple):
     filled: torch.Tensor | None  # (B, T) the share of its box the object covers; with reach only
     path: torch.Tensor | None  # (B, T, 2) the object's centre per frame, (x, y) in (-path_reach, path_reach); placed decoders only
     path_sum: torch.Tensor | None = None  # (B, T, 2) the path before tanh (centres = path_reach * tanh(path_sum))
-
-
-def check_frame_size(cfg: ModelConfig) -> int:
-    """Number of 2x steps between 4x4 and the frame; frames must be square powers of two."""
-    if cfg.height != cfg.width or cfg.height < 8 or cfg.height & (cfg.height - 1):
-        raise ValueError(f"frames must be square, a power of two and >= 8, got {cfg.height}x{cfg.width}")
-    return int(math.log2(cfg.height)) - 2
 
 
 class FiLMBlock(nn.Module):
