@@ -23,7 +23,6 @@ import numpy as np
 from t2v_core import digit_classifier as dc
 from t2v_core import judge_objects as jo
 from t2v_core.assess import render_and_judge
-from t2v_core.config import EmbedConfig
 from t2v_core.corpus import digits as dg
 from t2v_core.corpus import shapes2 as s2
 
@@ -130,24 +129,22 @@ def evaluate_scenes(judge: str, clips: np.ndarray, rows: Sequence[dict[str, Any]
     return out
 
 
-def judge_model(model: Any, nlp: Any, embed_cfg: EmbedConfig, judge: str, classifier: dc.DigitClassifier | None,
+def judge_model(model: Any, judge: str, classifier: dc.DigitClassifier | None,
                 n_per_split: int, variety_pairs: int, seed: int, splits: Sequence[str] = ("train", "test")
                 ) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
-    """Render ``n_per_split`` prompts of each of ``splits`` with a Text2Video (prompts read
-    by ``nlp`` in the embed stage's token form) and judge the pixels. Returns the metrics,
-    the clips and the prompt rows they were made from."""
+    """Render ``n_per_split`` prompts of each of ``splits`` with a Text2Video and judge the
+    pixels. Returns the metrics, the clips and the prompt rows they were made from."""
     rows = evaluation_prompts(judge, n_per_split, seed, splits)
-    metrics, clips = render_and_judge(model, nlp, embed_cfg, rows, variety_pairs,
+    metrics, clips = render_and_judge(model, rows, variety_pairs,
                                       lambda c, r: evaluate_scenes(judge, c, r, classifier))
     return metrics, clips, rows
 
 
-def validation(model: Any, nlp: Any, embed_cfg: EmbedConfig, judge: str, classifier: dc.DigitClassifier | None
-               ) -> dict[str, float]:
+def validation(model: Any, judge: str, classifier: dc.DigitClassifier | None) -> dict[str, float]:
     """The figures training logs and selects by (the keys of the Moving Shapes judge's
     validation), from 40 seen-composition prompts only, drawn with the evaluation's seed
     plus one. ``seen_weakest`` is the lowest of all-correct, coherence and variety."""
-    m, _, _ = judge_model(model, nlp, embed_cfg, judge, classifier, 40, 40, 1235, splits=("train",))
+    m, _, _ = judge_model(model, judge, classifier, 40, 40, 1235, splits=("train",))
     seen = {"seen_all_correct": m["seen"]["all_correct"] or 0.0,
             "seen_coherent": m["seen"]["coherent"] or 0.0,
             "seen_correct_and_coherent": m["seen"]["correct_and_coherent"] or 0.0,

@@ -1,38 +1,31 @@
-"""Evaluation metrics: a registry of small functions, each registered by name.
+"""The generic evaluation metrics, for every corpus: a registry of small functions, each
+registered by name.
 
-Everything here reads pixels, through the features of the corpus's text-video matching model
-(t2v_core.matching: the generic metrics, for every corpus) or through an image-analysis judge
-(t2v_core.judge, where a corpus has ground truth); nothing looks inside the generator. Every
-metric returns plain JSON-able values (float, int, None where a metric is undefined, e.g. an
-accuracy over zero clips).
+They read pixels, or the features of the corpus's text-video matching model
+(t2v_core.matching); nothing looks inside the generator, and nothing here knows a corpus.
+The figures of a corpus judge live in t2v_core.assess. Every metric returns plain JSON-able
+values (float, int, None where a metric is undefined).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 from scipy import linalg
 
-from t2v_core.judge import Judgement, judge_clip, judge_many
-
 __all__ = [
     "METRICS",
     "metric",
-    "attribute_accuracy",
-    "temporal_coherence",
-    "variety",
     "frechet_distance",
     "kid",
     "r_precision",
     "motion",
     "feature_variety",
-    "evaluate_clips",
 ]
 
-ATTRIBUTES = ("colour", "shape", "size", "direction")
 F = TypeVar("F", bound=Callable[..., Any])
 METRICS: dict[str, Callable[..., Any]] = {}
 
@@ -47,87 +40,6 @@ def metric(name: str) -> Callable[[F], F]:
         return fn
 
     return register
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if len(values) else None
-
-
-@metric("attribute_accuracy")
-def attribute_accuracy(judgements: Sequence[Judgement], expected: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Share of clips whose judged colour, shape, size and direction match what was asked
-    for; ``all_correct`` needs all four. A clip the judge cannot read counts as wrong.
-    ``coherent`` is the share of these clips with one unchanging object in every frame, and
-    ``correct_and_coherent`` needs both, which is what a user of one video sees."""
-    if len(judgements) != len(expected):
-        raise ValueError(f"{len(judgements)} judgements but {len(expected)} expectations")
-    out: dict[str, Any] = {"n": len(judgements)}
-    hits = np.array(
-        [[getattr(j, a) == e[a] for a in ATTRIBUTES] for j, e in zip(judgements, expected, strict=True)],
-        dtype=bool,
-    ).reshape(len(judgements), len(ATTRIBUTES))
-    for i, a in enumerate(ATTRIBUTES):
-        out[a] = _mean(hits[:, i])
-    out["all_correct"] = _mean(hits.all(axis=1))
-    coherent = np.array([j.coherent for j in judgements], dtype=bool)
-    out["coherent"] = _mean(coherent)
-    out["correct_and_coherent"] = _mean(hits.all(axis=1) & coherent)
-    return out
-
-
-@metric("temporal_coherence")
-def temporal_coherence(judgements: Sequence[Judgement]) -> dict[str, Any]:
-    """``coherent_share``: clips with one object of one colour and shape in every frame.
-    ``smoothness``: mean std/mean of centroid steps (0 = constant speed) over the clips where
-    it is defined (an object in at least three consecutive frames)."""
-    smooth = [j.smoothness for j in judgements if np.isfinite(j.smoothness)]
-    return {
-        "n": len(judgements),
-        "coherent_share": _mean([float(j.coherent) for j in judgements]),
-        "smoothness": _mean(smooth),
-        "smoothness_n": len(smooth),
-        "object_frame_share": _mean([j.n_frames_with_object / len(j.frame_colours) for j in judgements]),
-    }
-
-
-# "Visibly different", precisely. A pair of clips differs visibly when either
-#  - the judge finds the object in the same frame of both clips at places more than
-#    VARIETY_SHIFT of the frame's side apart (1.6 px at 32 px: a jump anyone sees when
-#    flicking between the two; codec noise moves a decoded centroid by < 0.3 px), or
-#  - more than VARIETY_PIXELS of all pixels change by more than a quarter of full scale in
-#    some channel (catches a different colour or shape, or clips without a readable
-#    object; faint noise never reaches a quarter of full scale).
-# Moving Shapes draws the start position and speed at random, so the real corpus is varied
-# by this measure; a generator that ignores its noise scores 0.
-VARIETY_SHIFT = 0.05
-VARIETY_PIXELS = 0.02
-VARIETY_LEVEL = 64
-
-
-def _pair_differs(a: np.ndarray, b: np.ndarray) -> bool:
-    changed = (np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1) > VARIETY_LEVEL).mean()
-    if changed > VARIETY_PIXELS:
-        return True
-    ca, cb = judge_clip(a).centroids, judge_clip(b).centroids
-    both = ~np.isnan(ca[:, 0]) & ~np.isnan(cb[:, 0])
-    if not both.any():
-        return False
-    apart = np.linalg.norm(ca[both] - cb[both], axis=1).max()
-    return bool(apart > VARIETY_SHIFT * min(a.shape[1:3]))
-
-
-@metric("variety")
-def variety(clips_a: np.ndarray, clips_b: np.ndarray) -> float:
-    """Share of pairs (clips_a[i], clips_b[i]), made from the same prompt with different
-    noise, that are visibly different (defined above)."""
-    if len(clips_a) != len(clips_b):
-        raise ValueError(f"variety needs pairs: {len(clips_a)} clips against {len(clips_b)}")
-    if len(clips_a) == 0:
-        raise ValueError("variety needs at least one pair")
-    for a, b in zip(clips_a, clips_b, strict=True):
-        if a.shape != b.shape or a.dtype != np.uint8 or b.dtype != np.uint8 or a.ndim != 4:
-            raise ValueError(f"pairs must be uint8 clips of one shape, got {a.dtype} {a.shape} / {b.dtype} {b.shape}")
-    return float(np.mean([_pair_differs(a, b) for a, b in zip(clips_a, clips_b, strict=True)]))
 
 
 def _sqrtm(m: np.ndarray) -> np.ndarray | None:
@@ -165,31 +77,6 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     diff = mu_a - mu_b
     value = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root)
     return float(max(value, 0.0))  # rounding can push an exact match a hair below zero
-
-
-def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Judge generated clips (N, T, H, W, 3) uint8 against the rows they were made from
-    (colour, shape, size, direction, split). ``seen`` covers compositions of the training
-    split, ``held_out`` those of the test split (each with its own ``coherent`` share, so a
-    checkpoint can be chosen on the seen compositions alone); ``coherence`` covers all clips."""
-    if clips.ndim != 5 or clips.shape[-1] != 3 or clips.dtype != np.uint8:
-        raise ValueError(f"clips must be uint8 (N, T, H, W, 3), got {clips.dtype} {clips.shape}")
-    if len(clips) != len(expected):
-        raise ValueError(f"{len(clips)} clips but {len(expected)} expected rows")
-    unknown = sorted({str(e.get("split")) for e in expected} - {"train", "test"})
-    if unknown:
-        raise ValueError(f"expected rows need split 'train' or 'test', got {unknown}")
-    judged = judge_many(clips)
-    by_split = {
-        name: [i for i, e in enumerate(expected) if e["split"] == split]
-        for name, split in (("seen", "train"), ("held_out", "test"))
-    }
-    out: dict[str, Any] = {
-        name: attribute_accuracy([judged[i] for i in idx], [expected[i] for i in idx])
-        for name, idx in by_split.items()
-    }
-    out["coherence"] = temporal_coherence(judged)
-    return out
 
 
 @metric("kid")

@@ -1,14 +1,11 @@
-"""Batch generation: a trained generator loaded from a checkpoint, one call per batch.
+"""The one-call API: ``Text2Video.from_checkpoint(path).generate(prompts, seeds)``.
 
-nanoGPT-style: the checkpoint holds the model config and the vocabulary, so
-``Text2Video.from_checkpoint(path)`` needs nothing else, and ``generate`` is one call.
+As a diffusers pipeline does, the checkpoint carries all that sampling needs (model config,
+vocabulary, how prompts are read), so nothing else is loaded by hand.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from t2v_core.checkpoints import load_checkpoint, model_config_from_dict
 from t2v_core.config import ModelConfig
 from t2v_core.model import Generator
-from t2v_core.store import atomic_path
-
-CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -34,87 +29,26 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def checkpoint_step(path: Path) -> int:
-    m = CKPT_RE.match(Path(path).name)
-    if m is None:
-        raise ValueError(f"{path} is not named like a checkpoint (ckpt-000500.pt)")
-    return int(m.group(1))
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints in ``run_dir``, oldest step first. Temporary files of an interrupted save
-    start with a dot and never match."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    found = [p for p in run_dir.iterdir() if CKPT_RE.match(p.name)]
-    return sorted(found, key=checkpoint_step)
-
-
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
-
-
-SELECTED = "best.json"  # the run's selected checkpoint, see t2v_core/train.py
-
-
-def model_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint a run publishes: the one its validation selected (``best.json``,
-    written by training with [train] select_by), else the newest."""
-    run_dir = Path(run_dir)
-    marker = run_dir / SELECTED
-    if marker.is_file():
-        chosen = run_dir / json.loads(marker.read_text())["checkpoint"]
-        if not chosen.is_file():
-            raise FileNotFoundError(f"{marker} selects {chosen.name}, which is missing")
-        return chosen
-    return newest_checkpoint(run_dir)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint dict; weights_only=True, so a checkpoint cannot run code when loaded."""
-    return torch.load(Path(path), map_location=map_location, weights_only=True)
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """torch.save to a temporary sibling, then rename: a kill mid-save leaves no ckpt-*.pt."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
-
-
-def resume_point(run_dir: Path) -> dict[str, Any] | None:
-    """The newest checkpoint that loads. Saves are atomic, so a broken one means damage
-    from outside; it is skipped for the one before it rather than failing the run."""
-    for path in reversed(list_checkpoints(run_dir)):
-        try:
-            return load_checkpoint(path)
-        except Exception:  # noqa: BLE001 - any unreadable file: fall back to an older one
-            continue
-    return None
-
-
-def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
-    """Rebuild a ModelConfig, tolerating fields added after the checkpoint was written
-    (they keep their defaults) but not fields this code does not know."""
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"checkpoint model_config has unknown field(s) {unknown}")
-    return ModelConfig(**data)
-
-
 class Text2Video:
-    """A generator ready to sample. ``vocab`` maps word -> id (0 = <pad>, 1 = <unk>)."""
+    """A trained generator that reads prompts and renders videos::
+
+        model = Text2Video.from_checkpoint("ckpt-000500.pt")
+        videos = model.generate(["a red circle moves to the left"], seeds=[0])  # (1, T, H, W, 3) uint8
+
+    The checkpoint holds everything this needs: the networks, the model config, the
+    vocabulary, and how the corpus's captions were read (the spaCy model and the token
+    form), so a prompt is read exactly as the training captions were. ``vocab`` maps
+    word -> id (0 = <pad>, 1 = <unk>)."""
 
     def __init__(self, generator: Generator, vocab: Sequence[str], device: torch.device,
-                 max_len: int = 16):
+                 max_len: int = 16, reader: dict[str, str] | None = None):
         self.generator = generator.to(device).eval()
         self.model_config: ModelConfig = generator.cfg
         self.vocab: dict[str, int] = {w: i for i, w in enumerate(vocab)}
         self.device = device
         self.max_len = max_len
+        # Checkpoints written before the reader was stored were all read this way.
+        self.reader = {"spacy_model": "", "token_form": "lower", **(reader or {})}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", use_ema: bool = True) -> Text2Video:
@@ -124,24 +58,46 @@ class Text2Video:
         gen = Generator(cfg)
         state = ckpt["generator_ema"] if use_ema and ckpt.get("generator_ema") else ckpt["generator"]
         gen.load_state_dict(state)
-        return cls(gen, ckpt["vocab"], dev, max_len=int(ckpt.get("max_len", 16)))
+        return cls(gen, ckpt["vocab"], dev, max_len=int(ckpt.get("max_len", 16)), reader=ckpt.get("reader"))
 
-    def encode(self, token_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens -> (ids (N, max_len) int32, lengths (N,) int32); unknown words -> 1."""
-        ids = np.zeros((len(token_lists), self.max_len), dtype=np.int32)
-        lengths = np.zeros(len(token_lists), dtype=np.int32)
-        for i, toks in enumerate(token_lists):
-            row = [self.vocab.get(t, 1) for t in toks][: self.max_len]
-            ids[i, : len(row)] = row
-            lengths[i] = len(row)
-        return ids, lengths
+    def tokens(self, prompts: Sequence[str]) -> list[list[str]]:
+        """The prompts' tokens in the training captions' token form, read by the spaCy model
+        that read them (loaded once per process)."""
+        from t2v_core.embeddings import prompt_tokens
+        from t2v_core.text import prompt_pipeline
+
+        form = self.reader["token_form"]
+        return prompt_tokens(prompt_pipeline(self.reader["spacy_model"], form), list(prompts), form)
+
+    def read(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        """Prompts -> (token ids (N, max_len), lengths (N,), the tokens); unknown words -> 1."""
+        from t2v_core.embeddings import encode_tokens
+
+        tokens = self.tokens(prompts)
+        ids, lengths, _ = encode_tokens(tokens, self.vocab, self.max_len)
+        return ids, lengths, tokens
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int] | None = None,
+                 batch_size: int = 64) -> np.ndarray:
+        """Prompts -> videos (N, T, H, W, 3) uint8 RGB, prompt i drawn with noise seed
+        ``seeds[i]`` (default: i). A prompt with no word the model knows is an error: its
+        video could not follow the text."""
+        prompts = list(prompts)
+        seeds = list(range(len(prompts))) if seeds is None else list(seeds)
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        ids, lengths, tokens = self.read(prompts)
+        for prompt, words in zip(prompts, tokens, strict=True):
+            if not any(self.vocab.get(w, 1) > 1 for w in words):
+                raise ValueError(f"prompt {prompt!r} has no word this model knows")
+        return self.generate_ids(ids, lengths, seeds, batch_size)
 
     @torch.no_grad()
-    def generate(self, token_ids: np.ndarray, lengths: np.ndarray, seeds: Sequence[int],
-                 batch_size: int = 64) -> np.ndarray:
-        """-> (B, T, H, W, 3) uint8 RGB. Each video depends only on its caption and its seed
-        (z is drawn from a generator seeded with it, and batch norm runs on its stored
-        statistics), so batching does not change the result."""
+    def generate_ids(self, token_ids: np.ndarray, lengths: np.ndarray, seeds: Sequence[int],
+                     batch_size: int = 64) -> np.ndarray:
+        """Token ids (B, L) and lengths (B,) -> (B, T, H, W, 3) uint8 RGB. Each video depends
+        only on its caption and its seed (z is drawn from a generator seeded with it, and
+        batch norm runs on its stored statistics), so batching does not change the result."""
         # Copies: inputs may be read-only memmaps, which torch will not wrap.
         token_ids, lengths = np.array(token_ids), np.array(lengths)
         if token_ids.ndim != 2 or lengths.shape != token_ids.shape[:1] or len(seeds) != len(lengths):

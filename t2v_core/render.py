@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from t2v_core.catalog import CatalogRow, output_name, read_catalog
 from t2v_core.config import RenderConfig
-from t2v_core.embeddings import UNK_ID, encode_tokens, prompt_tokens
+from t2v_core.embeddings import UNK_ID, encode_tokens
 from t2v_core.store import atomic_path, atomic_write_text
 from t2v_core.writers import write_gif, write_video
 
@@ -463,18 +463,18 @@ def _write_problem_page(out_dir: Path, k: int, n: int, lines: list[str]) -> str:
 # ---------------------------------------------------------------------------- a trained model
 
 
-def make_generate_fn(model: Any, tokenizer_nlp: Any, token_form: str, max_len: int) -> GenerateFn:
-    """Bind a t2v_core.generate.Text2Video (and the spaCy pipeline that tokenises its prompts)
-    to the GenerateFn shape. Each prompt comes back as a ``Generated`` carrying its unknown
-    words: the tokens, in ``token_form``, that the encoder maps to UNK_ID. A prompt with no
+def make_generate_fn(model: Any) -> GenerateFn:
+    """Bind a t2v_core.generate.Text2Video to the GenerateFn shape. Each prompt comes back as
+    a ``Generated`` carrying its unknown words: the tokens, in the model's token form, that
+    the encoder maps to UNK_ID. A prompt with no
     known word is refused (clip None); an empty one comes back as the reason string "empty
     prompt"; the rest of the batch is generated in one call."""
 
     def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray | str | Generated]:
         results: list[np.ndarray | str | Generated] = ["empty prompt"] * len(prompts)
         live = [i for i, p in enumerate(prompts) if p.strip()]
-        tokens = prompt_tokens(tokenizer_nlp, [prompts[i] for i in live], token_form)
-        ids, lengths, n_oov = encode_tokens(tokens, model.vocab, max_len)
+        tokens = model.tokens([prompts[i] for i in live])
+        ids, lengths, n_oov = encode_tokens(tokens, model.vocab, model.max_len)
         keep: list[int] = []
         unknown: dict[int, tuple[str, ...]] = {}
         for j, (i, words) in enumerate(zip(live, tokens)):
@@ -489,7 +489,7 @@ def make_generate_fn(model: Any, tokenizer_nlp: Any, token_form: str, max_len: i
                 shown = ", ".join(words[:5]) + (", ..." if len(words) > 5 else "")
                 results[i] = Generated(None, f"no known words ({shown})" if words else "no known words", unknown[i])
         if keep:
-            clips = model.generate(ids[keep], lengths[keep], [int(seeds[live[j]]) for j in keep])
+            clips = model.generate_ids(ids[keep], lengths[keep], [int(seeds[live[j]]) for j in keep])
             for clip, j in zip(clips, keep):
                 results[live[j]] = Generated(clip, "", unknown[live[j]])
         return results

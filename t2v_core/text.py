@@ -134,6 +134,25 @@ def load_annotator(model_name: str) -> Language:
     return nlp
 
 
+
+_PIPELINES: dict[tuple[str, str], Language] = {}
+
+
+def cached_pipeline(name: str, kind: str) -> Language:
+    """The ``kind`` ("tokenizer" or "annotator") pipeline of spaCy model ``name`` ("" = the
+    default), loaded once per process and reused across shards and prompts."""
+    key = (resolve_model_name(name), kind)
+    if key not in _PIPELINES:
+        loader = {"tokenizer": load_tokenizer, "annotator": load_annotator}[kind]
+        _PIPELINES[key] = loader(key[0])
+    return _PIPELINES[key]
+
+
+def prompt_pipeline(name: str, token_form: str) -> Language:
+    """The pipeline that reads prompts into ``token_form`` (the embed stage's): the bare
+    tokenizer for lower-cased words, the annotator for lemmas and entities."""
+    return cached_pipeline(name, "tokenizer" if token_form == "lower" else "annotator")
+
 # --------------------------------------------------------------------------- normalizing
 
 _SPACES = re.compile(r" {2,}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from t2v_core import assess
 from t2v_core import evaluate as ev
 from t2v_core.corpus import synthetic as syn
 
@@ -27,16 +28,15 @@ def corpus_clips(n: int, seed: int, side: int = 32, frames: int = 8) -> tuple[np
 
 
 def test_registry_names_the_metrics():
-    assert {"attribute_accuracy", "temporal_coherence", "variety", "frechet_distance", "kid", "r_precision",
-            "motion", "feature_variety"} <= set(ev.METRICS)
-    assert ev.METRICS["variety"] is ev.variety
+    assert {"frechet_distance", "kid", "r_precision", "motion", "feature_variety"} <= set(ev.METRICS)
+    assert ev.METRICS["kid"] is ev.kid
     with pytest.raises(ValueError, match="already registered"):
-        ev.metric("variety")(lambda: 0.0)
+        ev.metric("kid")(lambda: 0.0)
 
 
 def test_evaluate_clips_on_ground_truth_and_on_shuffled_expectations():
     clips, rows = corpus_clips(96, seed=0)
-    result = ev.evaluate_clips(clips, rows)
+    result = assess.evaluate_clips(clips, rows)
     json.dumps(result, allow_nan=False)  # plain JSON, no NaN
     for part in ("seen", "held_out"):
         assert result[part]["n"] > 0
@@ -48,25 +48,25 @@ def test_evaluate_clips_on_ground_truth_and_on_shuffled_expectations():
 
     rng = np.random.default_rng(1)
     shuffled = [rows[i] for i in rng.permutation(len(rows))]
-    worse = ev.attribute_accuracy(ev.judge_many(clips), shuffled)
+    worse = assess.attribute_accuracy(assess.judge_many(clips), shuffled)
     assert worse["all_correct"] < 0.2 and worse["colour"] < 0.5
 
 
 def test_attribute_accuracy_counts_unreadable_clips_as_wrong_and_checks_lengths():
-    blank = ev.judge_many(np.zeros((2, 4, 16, 16, 3), np.uint8))
+    blank = assess.judge_many(np.zeros((2, 4, 16, 16, 3), np.uint8))
     rows = [{"colour": "red", "shape": "circle", "size": "small", "direction": "up"}] * 2
-    acc = ev.attribute_accuracy(blank, rows)
+    acc = assess.attribute_accuracy(blank, rows)
     assert acc["colour"] == 0.0 and acc["all_correct"] == 0.0 and acc["n"] == 2
-    assert ev.attribute_accuracy([], [])["colour"] is None
+    assert assess.attribute_accuracy([], [])["colour"] is None
     with pytest.raises(ValueError, match="judgements"):
-        ev.attribute_accuracy(blank, rows[:1])
+        assess.attribute_accuracy(blank, rows[:1])
 
 
 def test_temporal_coherence_separates_real_from_broken_clips():
     clips, _ = corpus_clips(8, seed=2)
     broken = clips.copy()
     broken[:, ::2] = 0  # the object blinks out every other frame
-    good, bad = ev.temporal_coherence(ev.judge_many(clips)), ev.temporal_coherence(ev.judge_many(broken))
+    good, bad = assess.temporal_coherence(assess.judge_many(clips)), assess.temporal_coherence(assess.judge_many(broken))
     assert good["coherent_share"] == 1.0 and bad["coherent_share"] == 0.0
     assert bad["object_frame_share"] == pytest.approx(0.5)
 
@@ -78,7 +78,7 @@ def test_correct_and_coherent_needs_both_per_split():
     rows = [dict(r, split="train") for r in rows]
     clips[0, ::4] = 0  # two frames of eight lost: the majority still reads the clip right
     rows[1] = dict(rows[1], colour=next(c for c in syn.COLOURS if c != rows[1]["colour"]))
-    seen = ev.evaluate_clips(clips, rows)["seen"]
+    seen = assess.evaluate_clips(clips, rows)["seen"]
     assert seen["all_correct"] == pytest.approx(7 / 8)
     assert seen["coherent"] == pytest.approx(7 / 8)
     assert seen["correct_and_coherent"] == pytest.approx(6 / 8)
@@ -86,18 +86,18 @@ def test_correct_and_coherent_needs_both_per_split():
 
 def test_variety_identical_versus_different_clips():
     clips, rows = corpus_clips(12, seed=3)
-    assert ev.variety(clips, clips.copy()) == 0.0
+    assert assess.variety(clips, clips.copy()) == 0.0
     # same prompts, different start positions and speeds: what a generator should produce
     again = np.stack([
         syn.render_clip(*(r[a] for a in ATTRS), height=32, width=32, frames=8, rng=np.random.default_rng([99, i]))
         for i, r in enumerate(rows)
     ])
-    assert ev.variety(clips, again) >= 0.75
+    assert assess.variety(clips, again) >= 0.75
     # faint noise is not a visible difference
     noise = np.random.default_rng(4).integers(0, 12, clips.shape, dtype=np.uint8)
-    assert ev.variety(clips, np.clip(clips.astype(int) + noise, 0, 255).astype(np.uint8)) == 0.0
+    assert assess.variety(clips, np.clip(clips.astype(int) + noise, 0, 255).astype(np.uint8)) == 0.0
     with pytest.raises(ValueError, match="pairs"):
-        ev.variety(clips, clips[:3])
+        assess.variety(clips, clips[:3])
 
 
 def test_frechet_distance_is_zero_for_same_features_and_grows_with_a_shift():

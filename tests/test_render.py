@@ -331,7 +331,7 @@ def tokenizer():
 def test_make_generate_fn_with_a_tiny_model(tmp_path, tiny_model, tokenizer):
     from t2v_core.render import make_generate_fn
 
-    gen = make_generate_fn(tiny_model, tokenizer, "lower", 8)
+    gen = make_generate_fn(tiny_model)
     prompts = ["A red circle moves up.", "   ", "zxqv blorf", "a blue square moves down", "A red circle moves up."]
     out = gen(prompts, [1, 1, 1, 2, 1])
     assert out[1] == "empty prompt"
@@ -357,7 +357,7 @@ def test_unknown_words_column_warning_and_reject(tmp_path, tiny_model, tokenizer
     prompts = ["a red circle moves up", "A large red square is rising, rising!", "zxqv blorf",
                "a blue square moves down slowly"]
     cat = write_csv(tmp_path / "c.csv", [(f"p{i}", p, 7, 1) for i, p in enumerate(prompts)])
-    gen = make_generate_fn(tiny_model, tokenizer, "lower", 8)
+    gen = make_generate_fn(tiny_model)
     with caplog.at_level("WARNING", logger="t2v_core.render"):
         result = render_catalog(cat, tmp_path / "out", gen, RenderConfig(batch_size=2, formats=("gif",)))
     rows = read_table(tmp_path / "out")
@@ -387,7 +387,7 @@ def trained_workspace(tmp_path, tiny_model):
     """A workspace whose one training run is the tiny model, committed as the store does."""
     import dataclasses
 
-    from t2v_core.generate import save_checkpoint
+    from t2v_core.checkpoints import save_checkpoint
     from t2v_core.store import ArtifactStore
 
     store = ArtifactStore(tmp_path / "ws")
