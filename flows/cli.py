@@ -339,11 +339,13 @@ def model_rollback(corpus: CorpusOpt = "", profile: ProfileOpt = "demo", set_: S
 
 @app.command()
 def stages() -> None:
-    """List the stages and what each needs."""
-    from t2v_core.pipeline import DEPENDS
+    """List the stages: what each needs, its settings sections, and what it makes."""
+    from t2v_core.pipeline import REGISTRY
 
-    for s in STAGES:
-        typer.echo(f"{s:9s} <- {', '.join(DEPENDS[s]) or '-'}")
+    for s in REGISTRY.values():
+        needs = ", ".join(s.inputs) or "-"
+        sharded = ", sharded" if s.sharded else ""
+        typer.echo(f"{s.name:9s} <- {needs:27s} [{', '.join(s.sections)}{sharded}]  {s.doc}")
 
 
 @app.command()

@@ -24,7 +24,7 @@ from flows.settings import resolve_profile, task_runner_for, workspace_path
 from t2v_core import gc, promote
 from t2v_core.store import ArtifactRef, ArtifactStore
 from tasks._common import unwrap
-from tasks.evaluate import evaluate_task
+from tasks.stages import stage_task
 
 
 @flow(name="nightly-retrain", log_prints=True)
@@ -64,8 +64,8 @@ def nightly_retrain_flow(
     current = promote.default_model(store, corpus_id)
     current_metrics = None
     if current is not None and current.key != refs["train"].key:
-        rescored = unwrap(evaluate_task(prof, ws, current, refs["match"], refs["ingest"], refs["embed"],
-                                        refs["frames"]))
+        inputs = {**{s: refs[s] for s in ("match", "ingest", "embed", "frames")}, "train": current}
+        rescored = unwrap(stage_task("evaluate")(prof, ws, "evaluate", inputs, {}))
         current_metrics = json.loads(rescored.file("metrics.json").read_text())
     decision = promote.promote(store, corpus_id, refs["train"], candidate_metrics, current_metrics, metric)
 

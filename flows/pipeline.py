@@ -15,16 +15,7 @@ from flows.settings import resolve_profile, task_runner_for, workspace_path
 from t2v_core import gc, pipeline
 from t2v_core.store import ArtifactRef, ArtifactStore
 from tasks._common import unwrap
-from tasks.annotate import annotate_shard_task, combine_annotate_task
-from tasks.embed import embed_task
-from tasks.evaluate import evaluate_task
-from tasks.frames import combine_frames_task, frames_shard_task
-from tasks.ingest import ingest_task
-from tasks.match import match_task
-from tasks.render import render_task
-from tasks.synth import synth_task
-from tasks.tokenize import combine_tokenize_task, tokenize_shard_task
-from tasks.train import train_task
+from tasks.stages import combine_task, shard_task, stage_task
 
 
 def _results(futures: Any) -> list[ArtifactRef]:
@@ -50,42 +41,24 @@ def pipeline_flow(
     plan = pipeline.closure(stages or pipeline.STAGES)
     refs: dict[str, Any] = {}
     done: list[ArtifactRef] = []
-    tok_shards: list[ArtifactRef] = []
+    options: dict[str, dict[str, Any]] = {"render": {"catalog": catalog or None}}
+    if init_from:
+        warm = ArtifactStore(ws).get("train", init_from)
+        if warm is None:
+            raise ValueError(f"init_from: no committed training run {init_from!r}")
+        options["train"] = {"init_from": warm}
 
-    for stage in plan:
-        if stage == "synth":
-            refs["synth"] = None if prof.ingest.manifest else unwrap(synth_task(prof, ws))
-        elif stage == "ingest":
-            refs["ingest"] = unwrap(ingest_task(prof, ws, refs["synth"]))
-        elif stage == "tokenize":
-            specs = pipeline.plan_text_shards(pipeline.Context(prof, ArtifactStore(ws)), refs["ingest"])
-            tok_shards = _results(tokenize_shard_task.map(prof, ws, specs))
-            done += tok_shards
-            refs["tokenize"] = unwrap(combine_tokenize_task(prof, ws, tok_shards))
-        elif stage == "annotate":
-            ann = _results(annotate_shard_task.map(prof, ws, tok_shards))
-            done += ann
-            refs["annotate"] = unwrap(combine_annotate_task(prof, ws, ann))
-        elif stage == "embed":
-            refs["embed"] = unwrap(embed_task(prof, ws, refs["tokenize"], refs["annotate"]))
-        elif stage == "frames":
-            specs = pipeline.plan_frame_shards(pipeline.Context(prof, ArtifactStore(ws)), refs["ingest"])
-            shards = _results(frames_shard_task.map(prof, ws, specs))
+    for name in plan:
+        stage = pipeline.REGISTRY[name]
+        inputs = pipeline.inputs_of(stage, refs)
+        if stage.sharded:
+            assert stage.plan is not None
+            items = stage.plan(pipeline.Context(prof, ArtifactStore(ws)), inputs)
+            shards = _results(shard_task(name).map(prof, ws, name, items, list(range(len(items)))))
             done += shards
-            refs["frames"] = unwrap(combine_frames_task(prof, ws, shards))
-        elif stage == "match":
-            refs["match"] = unwrap(match_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"]))
-        elif stage == "train":
-            warm = ArtifactStore(ws).get("train", init_from) if init_from else None
-            if init_from and warm is None:
-                raise ValueError(f"init_from: no committed training run {init_from!r}")
-            refs["train"] = unwrap(train_task(prof, ws, refs["ingest"], refs["embed"], refs["frames"],
-                                              refs["match"], warm))
-        elif stage == "render":
-            refs["render"] = unwrap(render_task(prof, ws, refs["train"], catalog))
-        elif stage == "evaluate":
-            refs["evaluate"] = unwrap(evaluate_task(prof, ws, refs["train"], refs["match"], refs["ingest"],
-                                                    refs["embed"], refs["frames"]))
+            refs[name] = unwrap(combine_task(name)(prof, ws, name, shards))
+        else:
+            refs[name] = unwrap(stage_task(name)(prof, ws, name, inputs, options.get(name, {})))
 
     refs = {k: unwrap(v) for k, v in refs.items() if v is not None}
     gc.record_run(ArtifactStore(ws), refs, label=",".join(plan))  # what `t2v gc` keeps

@@ -30,7 +30,7 @@ from t2v_core import gc, pipeline, promote
 from t2v_core.catalog import typed_catalog
 from t2v_core.store import ArtifactRef, ArtifactStore
 from tasks._common import unwrap
-from tasks.render import render_task
+from tasks.stages import stage_task
 
 TABLE_ROWS = 1000  # the table artifact shows the first rows; renders.parquet has them all
 PREVIEWS = 6  # GIFs shown inline in the markdown artifact
@@ -86,7 +86,7 @@ def render_catalog_flow(
         corpus_id = ""
     train_ref = model_ref(store, model, corpus_id)
     source = typed_catalog(typed, store.root / TYPED_DIR) if typed else Path(catalog).resolve()
-    ref: ArtifactRef = unwrap(render_task(prof, ws, train_ref, str(source)))
+    ref: ArtifactRef = unwrap(stage_task("render")(prof, ws, "render", {"train": train_ref}, {"catalog": str(source)}))
     gc.record_run(store, {"train": train_ref, "render": ref}, label="render-catalog")
 
     counts = ref.manifest()["counts"]

@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 MANIFEST = "_manifest.json"
-CORE_DIR = Path(__file__).resolve().parent
 KEY_CHARS = 16
 
 
@@ -51,19 +50,6 @@ def digest_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def code_version(modules: Iterable[str]) -> str:
-    """Digest of t2v_core source files, given as paths relative to t2v_core (files or
-    folders, e.g. ``"text.py"``, ``"model"``). Changing any of them changes the stage key."""
-    h = hashlib.sha256()
-    for rel in sorted(set(modules)):
-        target = CORE_DIR / rel
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for f in files:
-            h.update(str(f.relative_to(CORE_DIR)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:KEY_CHARS]
 
 
 def stage_key(stage: str, params: dict[str, Any], input_keys: Iterable[str], code: str) -> str:

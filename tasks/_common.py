@@ -57,9 +57,10 @@ def context(profile: Profile, workspace: str) -> Context:
     return Context(profile, ArtifactStore(workspace), _PrefectProgress())
 
 
-def finish(ref: ArtifactRef) -> ArtifactRef | State:
-    """Name the task run's final state after what happened to its artifact."""
-    if ref.cached:
+def finish(ref: ArtifactRef | None) -> ArtifactRef | State | None:
+    """Name the task run's final state after what happened to its artifact (None: a stage
+    with nothing to do, synth when a manifest replaces it)."""
+    if ref is not None and ref.cached:
         return Completed(data=ref, name="Cached", message=f"{ref.stage}/{ref.key} exists")
     return ref
 

@@ -8,6 +8,7 @@ back as cache hits; the counts are of task runs, as the UI shows them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -82,14 +83,14 @@ def _verify_store(root: Path) -> int:
 
 
 def test_failed_shard_is_the_only_shard_redone(ws, monkeypatch):
-    real = pipeline.frames_shard
+    real = pipeline.REGISTRY["frames"]
 
     def broken(ctx, shard):
         if shard.index == 1:
             raise OSError("injected: decoder crashed on shard 1")
-        return real(ctx, shard)
+        return real.build(ctx, shard)
 
-    monkeypatch.setattr(pipeline, "frames_shard", broken)
+    monkeypatch.setitem(pipeline.REGISTRY, "frames", dataclasses.replace(real, build=broken))
     state = pipeline_flow(profile="tiny", workspace=str(ws), return_state=True)
     assert state.is_failed()
     store = ArtifactStore(ws)

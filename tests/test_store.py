@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from t2v_core.store import ArtifactStore, code_version, conform, stage_key, write_parquet
+from t2v_core.imports import code_digest
+from t2v_core.store import ArtifactStore, conform, stage_key, write_parquet
 
 
 def test_key_depends_on_every_input():
@@ -20,8 +21,8 @@ def test_key_depends_on_every_input():
 
 
 def test_code_version_follows_the_sources():
-    assert code_version(["store.py"]) == code_version(["store.py"])
-    assert code_version(["store.py"]) != code_version(["config.py"])
+    assert code_digest(["t2v_core.store"]) == code_digest(["t2v_core.store"])
+    assert code_digest(["t2v_core.store"]) != code_digest(["t2v_core.config"])
 
 
 def test_uncommitted_artifact_does_not_exist(tmp_path: Path):
@@ -90,7 +91,7 @@ def test_two_runs_building_one_artifact_build_it_once(tmp_path: Path):
     script = (
         "import sys, time\n"
         "from t2v_core.config import load_profile\n"
-        "from t2v_core.pipeline import Context, _build\n"
+        "from t2v_core.stages.base import Context, build_artifact\n"
         "from t2v_core.store import ArtifactStore\n"
         "root, log = sys.argv[1], sys.argv[2]\n"
         "def build(out):\n"
@@ -99,7 +100,7 @@ def test_two_runs_building_one_artifact_build_it_once(tmp_path: Path):
         "    (out / 'part.txt').write_text('whole')\n"
         "    with open(log, 'a') as fh: fh.write('built\\n')\n"
         "    return {'rows': 1}\n"
-        "ref = _build(Context(load_profile('demo'), ArtifactStore(root)), 'synth', {'n': 1}, {}, build)\n"
+        "ref = build_artifact(Context(load_profile('demo'), ArtifactStore(root)), 'synth', {'n': 1}, {}, build)\n"
         "print(ref.path, (ref.file('part.txt')).read_text(), flush=True)\n"
     )
     log = tmp_path / "builds.log"
