@@ -56,7 +56,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from t2v_core.config import FramesConfig  # noqa: E402
-from t2v_core.video import extract_shard, sample_indices  # noqa: E402
+from t2v_core.sampling import sample_indices  # noqa: E402
+from t2v_core.video import extract_shard  # noqa: E402
 
 # (width, height, share of the clips): phone portrait and HD among mostly small web clips
 SIZES = [(176, 144, 0.25), (320, 240, 0.25), (640, 360, 0.2), (640, 480, 0.1), (360, 640, 0.08), (1280, 720, 0.12)]

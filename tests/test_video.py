@@ -11,15 +11,8 @@ import pytest
 from PIL import Image
 
 from t2v_core.config import FramesConfig
-from t2v_core.video import (
-    CLIPS_SCHEMA,
-    check_config,
-    extract_clip,
-    extract_shard,
-    fit_frame,
-    read_video,
-    sample_indices,
-)
+from t2v_core.sampling import check_config, fit_frame, sample_indices
+from t2v_core.video import CLIPS_SCHEMA, extract_clip, extract_shard, read_video
 from t2v_core.writers import write_gif, write_video
 
 CODECS = [("mp4", None), ("webm", None), ("webm", "VP90"), ("avi", None)]  # mp4v, VP8, VP9, MJPEG
