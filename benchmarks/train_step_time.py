@@ -9,7 +9,7 @@ the difference divided by the extra steps is one step, without the start-up.
 
     .venv/bin/python benchmarks/train_step_time.py
     .venv/bin/python benchmarks/train_step_time.py --threads 1 --full-steps 4 12
-    .venv/bin/python benchmarks/train_step_time.py --profiles demo general-demo
+    .venv/bin/python benchmarks/train_step_time.py --profiles demo digits-demo
 
 ``--profiles`` times other profiles (shipped names or TOML paths) in the same run, each
 against the first; one at the demo's clip size or smaller takes the demo's window, a larger
@@ -63,7 +63,7 @@ def seconds_per_step(profile: Profile, steps: tuple[int, int], threads: int) -> 
         for n in steps:
             cfg = dataclasses.replace(profile.train, steps=n, ckpt_every=max(steps) * 10, eval_every=0,
                                       word_warmup=0, select_by="", max_minutes=0.0, threads=threads,
-                                      word_twin_after=0.0, diversity_floor_after=0.0,  # every term from step 1
+                                      word_twin_after=0.0,  # every term from step 1
                                       device="cpu")
             start = time.perf_counter()
             train(data, model, cfg, os.path.join(tmp, f"{profile.name}-{n}"))
@@ -98,7 +98,7 @@ def main() -> None:
     first = profiles[0]
     for p in profiles:
         m = p.model
-        print(f"{p.name} profile ({m.height}x{m.width}x{m.frames}, decoder {m.decoder!r}, batch "
+        print(f"{p.name} profile ({m.height}x{m.width}x{m.frames}, batch "
               f"{p.train.batch_size}): {took[p.name]:.3f} s/step"
               + ("" if p is first else f", {took[p.name] / took[first.name]:.2f}x {first.name}'s"))
     if "demo" in took and "full" in took:

@@ -103,11 +103,22 @@ def resume_point(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+# Model settings of generators this version no longer has. A checkpoint of the general
+# generator written while they existed carries them at values it did not use.
+RETIRED_FIELDS = ("decoder", "path_reach", "path_step_scale", "look", "look_content")
+GENERATOR = "convlstm"  # the one generator (t2v_core/model/generator.py)
+
+
+def model_config_from_dict(data: dict[str, Any], source: str | Path = "checkpoint") -> ModelConfig:
     """Rebuild a ModelConfig, tolerating fields added after the checkpoint was written
-    (they keep their defaults) but not fields this code does not know."""
+    (they keep their defaults) but not fields this code does not know. A checkpoint of a
+    generator that was deleted fails with one sentence."""
+    decoder = data.get("decoder", GENERATOR)
+    if decoder != GENERATOR:
+        raise ValueError(f"{source} was trained with decoder {decoder!r}, which this version no longer has; retrain")
+    data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
     known = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"checkpoint model_config has unknown field(s) {unknown}")
+        raise ValueError(f"{source}: model_config has unknown field(s) {unknown}")
     return ModelConfig(**data)

@@ -130,14 +130,9 @@ class ModelConfig:
     hidden: int = 256  # generator recurrent state width
     attention: bool = True  # False = the ablation: every frame sees only the sentence vector
     attn_heads: int = 4  # heads of the per-frame attention over token states
-    spatial_attention: bool = True  # decoder convlstm: each feature-map location attends over the words (AttnGAN); False = the ablation, every location sees the sentence vector
-    decoder: str = "sprite"  # sprite (half-size frames placed by a spatial transformer) | object (one sprite per video, moved) | scaled | coord (one mask drawn from pixel coordinates, per frame) | frame | convlstm (the general generator: a ConvLSTM over feature maps with global and spatial attention over the words, t2v_core/model/convlstm.py)
-    path_reach: float = 0.5  # placed decoders: the object's centre stays within this share of the half frame from the middle (tanh); 1 = the whole frame
-    path_step_scale: float = 1.0  # placed decoders: each frame's step along the path is multiplied by this (a 16-frame clip at 7/15 starts out with an 8-frame clip's travel)
+    spatial_attention: bool = True  # each feature-map location of the ConvLSTM attends over the words (AttnGAN); False = the ablation, every location sees the sentence vector
     g_channels: int = 64
     d_channels: int = 64
-    look: str = "clip"  # coord decoder: the object's look from: clip (mean over frames of [state, context]) | words (learned-query attention over the word vectors; head 0 sets the colour, the rest the form) | parts (as words; head 1 sets the size, the rest the shape)
-    look_content: bool = False  # look = words | parts: the look heads skip stop words ("a", "the", "to"; spaCy's English list)
     word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
     word_twin: bool = False  # a twin word classifier learns the words of G's videos, and G makes its own words hard for it to read (twin auxiliary classifiers, Gong et al. 2019; needs word_weight > 0)
 
@@ -158,24 +153,11 @@ class TrainConfig:
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    loss: str = "bce"  # bce (minimax, non-saturating G) | hinge
-    r1_gamma: float = 0.0  # 0 = off
     ema_decay: float = 0.999  # 0 = no EMA generator
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
-    diversity_weight: float = 0.0  # the diversity term for G (same caption, two z; its form: diversity_form); 0 = off
-    diversity_on: str = "frame"  # what the mode-seeking term pulls apart: frame (the first frame's pixels) | start (the object's start position; decoders that place an object) | across (only the start's offset across the clip's motion)
-    diversity_form: str = "msgan"  # msgan (1 / the batch's mean distance ratio) | dsgan (per pair, the ratio capped at diversity_tau)
-    diversity_tau: float = 0.1  # dsgan and diversity_floor: the distance ratio beyond which a pair is apart enough
-    diversity_floor: float = 0.0  # weight of DSGAN's per-pair term (capped at diversity_tau) added to the msgan term: it pushes only the pairs still too close; 0 = off
-    diversity_floor_after: float = 0.0  # the floor starts after the first evaluation whose seen_all_correct reaches this (variety first falls once the prompts are learnt); 0 = from the first step
+    diversity_weight: float = 0.0  # MSGAN's mode-seeking term for G on the first frames (same caption, two z); 0 = off
     contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
-    box_weight: float = 0.0  # coord decoder: the object must reach every side of its box (its bounding box); 0 = off
-    mask_size_weight: float = 0.0  # look = parts: the drawn shape must not correlate with the box size over the batch (Generator.mask_size_share); 0 = off
-    fill_weight: float = 0.0  # coord decoder: the object must cover at least fill_least of its box; 0 = off
-    bound_weight: float = 0.0  # placed decoders: the path's sum before tanh beyond bound_at is pulled back (tanh's slope there is small); 0 = off
-    bound_at: float = 1.5  # |sum| where the pull starts: tanh(1.5) = 0.905 of path_reach, slope 0.18
-    fill_least: float = 0.4  # the floor: corpus shapes cover >= 0.5 of their bounding box, a small one in a large box <= 0.31
     word_twin_weight: float = 1.0  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
     word_twin_after: float = 0.0  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step
     word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
@@ -187,6 +169,24 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch default
     seed: int = 0
+
+
+def check_training(model: ModelConfig, train: TrainConfig) -> None:
+    """Settings of [model] and [train] that only work together, checked when a profile is
+    built (and by the training loop, for configs made in code): one sentence each."""
+    uses_words = {"[model] word_twin": model.word_twin, "[model] word_critic": model.word_critic,
+                  "[train] word_warmup": train.word_warmup > 0}
+    for name, on in uses_words.items():
+        if on and train.word_weight <= 0:
+            raise ValueError(f"{name} needs D's word classifier, which only [train] word_weight > 0 "
+                             "trains; set both or neither")
+    if train.word_twin_weight < 0:
+        raise ValueError(f"[train] word_twin_weight = {train.word_twin_weight} must be >= 0")
+    if not 0 <= train.word_twin_after <= 1:
+        raise ValueError(f"[train] word_twin_after = {train.word_twin_after} is an accuracy: use a value in [0, 1]")
+    if "held_out" in train.select_by:
+        raise ValueError(f"[train] select_by = {train.select_by!r} would choose the model on "
+                         "the held-out compositions that the evaluation tests it on")
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,9 @@ class Profile:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
+    def __post_init__(self) -> None:
+        check_training(self.model, self.train)
+
     def section(self, name: str) -> dict[str, Any]:
         """A section as a plain dict (what the cache key digests)."""
         return dataclasses.asdict(getattr(self, name))
@@ -245,11 +248,9 @@ class Profile:
         return dataclasses.asdict(self)
 
     def without_attention(self) -> Profile:
-        """The attention ablation (benchmarks/gan_accuracy.py): the same profile with
-        every frame's context the sentence vector. It has no look heads, so the settings
-        that act on them (look_content, mask_size_weight) are off too."""
-        return self.override(model={"attention": False, "look_content": False},
-                             train={"mask_size_weight": 0.0})
+        """The attention ablation (benchmarks/gan_accuracy.py): the same profile with every
+        frame's context, and every location's, the sentence vector."""
+        return self.override(model={"attention": False})
 
     def override(self, **sections: dict[str, Any]) -> Profile:
         """A copy with some fields changed: ``p.override(train={"steps": 10})``."""

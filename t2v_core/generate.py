@@ -54,7 +54,7 @@ class Text2Video:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", use_ema: bool = True) -> Text2Video:
         dev = resolve_device(device)
         ckpt = load_checkpoint(path)
-        cfg = model_config_from_dict(ckpt["model_config"])
+        cfg = model_config_from_dict(ckpt["model_config"], Path(path).name)
         gen = Generator(cfg)
         state = ckpt["generator_ema"] if use_ema and ckpt.get("generator_ema") else ckpt["generator"]
         gen.load_state_dict(state)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import math
 import time
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from t2v_core.config import ModelConfig, TrainConfig
+from t2v_core.config import ModelConfig, TrainConfig, check_training
 from t2v_core.checkpoints import (
     SELECTED,
     list_checkpoints,
@@ -32,21 +31,7 @@ from t2v_core.checkpoints import (
 )
 from t2v_core.datasets import TrainData, fill_model_config, sample_batch
 from t2v_core.generate import Text2Video, resolve_device, to_uint8
-from t2v_core.model import (
-    Discriminator,
-    Generator,
-    across_motion,
-    bag_of_words,
-    box_fill,
-    box_reach,
-    d_loss,
-    diversity_sensitivity,
-    g_loss,
-    mode_seeking,
-    path_bound,
-    r1_penalty,
-    word_loss,
-)
+from t2v_core.model import Discriminator, Generator, bag_of_words, d_loss, g_loss, mode_seeking, word_loss
 from t2v_core import run_records
 from t2v_core.store import atomic_write_text
 
@@ -54,10 +39,6 @@ from t2v_core.store import atomic_write_text
 WARMUP_STREAM = 104_729
 # State-dict tensors with one row per vocabulary word: a warm start copies them by token.
 BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twin.weight", "word_twin.bias")
-# What the mode-seeking term compares (TrainConfig.diversity_on).
-DIVERSITY_ON = ("frame", "start", "across")
-# How it measures them (TrainConfig.diversity_form).
-DIVERSITY_FORMS = ("msgan", "dsgan")
 
 
 @dataclass(frozen=True)
@@ -70,7 +51,6 @@ class _Gate:
 # Terms of G's loss that can wait for the prompts to be learnt: the flag that says the term
 # is on (also its metrics.parquet column) -> its gate. _gated_terms says which a run has.
 GATES = {
-    "floor_on": _Gate("diversity_floor_after", "diversity_floor", "diversity_floor > 0"),
     "twin_on": _Gate("word_twin_after", "G's term against the twin", "[model] word_twin"),
 }
 # The evaluation metric that the gates wait for.
@@ -82,7 +62,7 @@ EvalFn = Callable[[Text2Video], dict]
 
 def _gated_terms(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, bool]:
     """Which of the GATES' terms this run's loss has."""
-    return {"floor_on": train_cfg.diversity_floor > 0, "twin_on": model_cfg.word_twin}
+    return {"twin_on": model_cfg.word_twin}
 
 
 def step_rng(seed: int, step: int) -> torch.Generator:
@@ -108,17 +88,9 @@ class _Run:
         torch.manual_seed(train_cfg.seed)
         self.cfg, self.tcfg, self.device = model_cfg, train_cfg, device
         self.reader = dict(reader or {})  # how prompts are read (Text2Video): spaCy model, token form
-        # The diversity term's form, chosen once (TrainConfig.diversity_form).
-        self.spread = mode_seeking if train_cfg.diversity_form == "msgan" else functools.partial(
-            diversity_sensitivity, tau=train_cfg.diversity_tau)
         self.G = Generator(model_cfg)
         self.D = Discriminator(model_cfg)
         self.G.text.load_vectors(data.embeddings)
-        if model_cfg.look_content:
-            # Imported here: t2v_core.text pulls in spaCy (~0.75 s), which only this needs.
-            from t2v_core.text import is_stop_word
-
-            self.G.set_stop_words(torch.tensor([is_stop_word(w) for w in data.vocab]))
         self.D.text.load_vectors(data.embeddings)
         self.G.to(device)
         self.D.to(device)
@@ -251,13 +223,10 @@ class _Run:
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
         # D step: real+caption -> real; fake+caption and real+wrong caption -> fake.
-        r1 = tcfg.r1_gamma > 0
-        real.requires_grad_(r1)
         ce = torch.nn.functional.cross_entropy
         target = torch.arange(len(ids), device=dev)
         with amp:
-            drawn = self.G.draw(gen_ids, gen_lens, z, reach=tcfg.box_weight > 0 or tcfg.fill_weight > 0)
-            fake = drawn.video
+            fake, _ = self.G(gen_ids, gen_lens, z)
             s = self.D.encode_text(ids, lens)
             s_gen = self.D.encode_text(gen_ids, gen_lens) if diversity else s
             s_wrong = self.D.encode_text(wrong_ids, wrong_lens)
@@ -265,8 +234,7 @@ class _Run:
             rv, rf = self.D.score(real_feats, s)
             fv, ff = self.D.score(self.D.features(fake.detach()), s_gen)
             mv, mf = self.D.score(real_feats, s_wrong)  # the same real features, wrong text
-            loss_d = (d_loss(rv, fv, mv, tcfg.loss, tcfg.mismatch_weight)
-                      + d_loss(rf, ff, mf, tcfg.loss, tcfg.mismatch_weight))
+            loss_d = d_loss(rv, fv, mv, tcfg.mismatch_weight) + d_loss(rf, ff, mf, tcfg.mismatch_weight)
             if contrastive:
                 loss_d = loss_d + tcfg.contrastive_weight * ce(self.D.match(real_feats, s).float(), target)
             if words:
@@ -285,10 +253,7 @@ class _Run:
                         fake_w = self.D.word_features(fake.detach()).detach()
                     critic = self.D.word_critic
                     loss_d = loss_d + d_loss(critic(real_w.detach(), s), critic(fake_w, s_gen),
-                                             critic(real_w.detach(), s_wrong), tcfg.loss,
-                                             tcfg.mismatch_weight)
-        if r1:
-            loss_d = loss_d + tcfg.r1_gamma / 2 * r1_penalty(rv.float() + rf.float().mean(1), real)
+                                             critic(real_w.detach(), s_wrong), tcfg.mismatch_weight)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -298,7 +263,7 @@ class _Run:
             s_gen = self.D.encode_text(gen_ids, gen_lens).detach()
             fake_feats = self.D.features(fake)
             gv, gf = self.D.score(fake_feats, s_gen)
-            loss_g = g_loss(gv, tcfg.loss) + g_loss(gf, tcfg.loss)
+            loss_g = g_loss(gv) + g_loss(gf)
             if contrastive:
                 rows = (fake_feats[0][unique], fake_feats[1][unique])
                 match = self.D.match(rows, s_gen[unique]).float()
@@ -308,38 +273,16 @@ class _Run:
                 fake_w = self.D.word_features(fake)
                 loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag)
                 if self.D.word_critic is not None:
-                    loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen), tcfg.loss)
+                    loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen))
                 if self.D.word_twin is not None and self.on["twin_on"]:
                     loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
                         self.D.word_twin(fake_w), gen_bag)
-            if tcfg.box_weight > 0:
-                loss_g = loss_g + tcfg.box_weight * box_reach(drawn.reached)
-            if tcfg.fill_weight > 0:
-                loss_g = loss_g + tcfg.fill_weight * box_fill(drawn.filled, tcfg.fill_least)
-            if tcfg.bound_weight > 0 and drawn.path_sum is not None:
-                loss_g = loss_g + tcfg.bound_weight * path_bound(drawn.path_sum, tcfg.bound_at)
-            if tcfg.mask_size_weight > 0:
-                loss_g = loss_g + tcfg.mask_size_weight * self.G.mask_size_share(gen_ids, gen_lens)
             if diversity:
-                # At the start only: z should choose where the object starts (as in the
-                # corpus), not how it moves, which is the direction word's job. On whole
-                # clips the easiest way to differ was a z-driven path that ignored the text.
-                # "frame" compares the first frames' pixels, whose gradient reaches the
-                # position only through the sprite's sub-pixel offset (the paste is whole
-                # pixels); "start" compares the start positions themselves, "across" only
-                # their offsets across the motion (losses.across_motion).
-                if tcfg.diversity_on == "across":
-                    out = across_motion(drawn.path[:half], drawn.path[half:2 * half])
-                else:
-                    first = fake[:, :1] if tcfg.diversity_on == "frame" else drawn.path[:, :1]
-                    out = (first[:half], first[half:2 * half])
-                pair = (*out, z[:half], z[half:2 * half])
-                loss_g = loss_g + tcfg.diversity_weight * self.spread(*pair)
-                if self.on.get("floor_on"):
-                    # The batch-mean ratio is met by a few pairs far apart while others sit
-                    # on one spot; this pushes only the pairs still closer than the cap.
-                    loss_g = loss_g + tcfg.diversity_floor * diversity_sensitivity(
-                        *pair, tau=tcfg.diversity_tau)
+                # Mode seeking (MSGAN) on the first frames of two draws of each caption:
+                # variety comes from z, as the corpus's own clips differ in where they start.
+                first = fake[:, :1]
+                loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
+                    first[:half], first[half:2 * half], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -389,61 +332,17 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     model_cfg = fill_model_config(model_cfg, data)
     data.validate(model_cfg)
-    if train_cfg.box_weight > 0 and model_cfg.decoder != "coord":
-        raise ValueError(f"[train] box_weight keeps the coord decoder's box tight; decoder "
-                         f"{model_cfg.decoder!r} has no box, so set box_weight = 0")
-    if train_cfg.mask_size_weight > 0 and not (model_cfg.look == "parts" and model_cfg.attention):
-        raise ValueError("[train] mask_size_weight keeps the size out of the mask of look = 'parts'; "
-                         f"this model has look = {model_cfg.look!r}, attention = {model_cfg.attention}")
-    if train_cfg.fill_weight > 0 and model_cfg.decoder != "coord":
-        raise ValueError(f"[train] fill_weight keeps the coord decoder's box tight; decoder "
-                         f"{model_cfg.decoder!r} has no box, so set fill_weight = 0")
-    if train_cfg.diversity_on not in DIVERSITY_ON:
-        raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r}; use one of {DIVERSITY_ON}")
-    if train_cfg.diversity_form not in DIVERSITY_FORMS:
-        raise ValueError(f"[train] diversity_form = {train_cfg.diversity_form!r}; use one of {DIVERSITY_FORMS}")
-    per_pair = train_cfg.diversity_form == "dsgan" or train_cfg.diversity_floor > 0
-    if per_pair and not train_cfg.diversity_tau > 0:
-        raise ValueError(f"[train] diversity_tau = {train_cfg.diversity_tau}; dsgan and diversity_floor "
-                         "need a cap above 0")
-    if train_cfg.diversity_floor > 0 and (train_cfg.diversity_form != "msgan" or train_cfg.diversity_weight <= 0):
-        raise ValueError("[train] diversity_floor adds DSGAN's per-pair term to the msgan term; it needs "
-                         f"diversity_weight > 0 and diversity_form = 'msgan', got "
-                         f"{train_cfg.diversity_weight} and {train_cfg.diversity_form!r}")
-    if train_cfg.diversity_floor < 0:
-        raise ValueError(f"[train] diversity_floor = {train_cfg.diversity_floor} must be >= 0")
+    check_training(model_cfg, train_cfg)
     bars = {flag: getattr(train_cfg, gate.setting) for flag, gate in GATES.items()}
     for flag, has in _gated_terms(model_cfg, train_cfg).items():
         gate, bar = GATES[flag], bars[flag]
-        if not 0 <= bar <= 1:
-            raise ValueError(f"[train] {gate.setting} = {bar} is an accuracy: use a value in [0, 1]")
         if bar > 0 and (not has or eval_fn is None or train_cfg.eval_every <= 0):
             raise ValueError(f"[train] {gate.setting} waits for an evaluation to start {gate.term}; it "
                              f"needs {gate.needs}, eval_every > 0 and an evaluation function")
     gated = {flag: bar for flag, bar in bars.items() if bar > 0}
-    if train_cfg.diversity_on in ("start", "across") and model_cfg.decoder in ("frame", "convlstm"):
-        raise ValueError(f"[train] diversity_on = {train_cfg.diversity_on!r} needs an object's start position; "
-                         f"decoder {model_cfg.decoder!r} places none, so use diversity_on = 'frame'")
-    if train_cfg.bound_weight > 0 and model_cfg.decoder == "convlstm":
-        raise ValueError("[train] bound_weight keeps a placed object's path off tanh's bound; decoder "
-                         "'convlstm' has no path, so set bound_weight = 0")
-    if train_cfg.word_twin_weight < 0:
-        raise ValueError(f"[train] word_twin_weight = {train_cfg.word_twin_weight} must be >= 0")
-    if model_cfg.word_twin and train_cfg.word_weight <= 0:
-        raise ValueError("[model] word_twin is the twin of the word classifier, which only "
-                         "[train] word_weight > 0 trains; set both or neither")
-    if model_cfg.word_critic and train_cfg.word_weight <= 0:
-        raise ValueError("[model] word_critic judges on the word branch, which only "
-                         "[train] word_weight > 0 trains; set both or neither")
-    if train_cfg.word_warmup > 0 and train_cfg.word_weight <= 0:
-        raise ValueError("[train] word_warmup trains D's word classifier, which only "
-                         "word_weight > 0 uses; set both or neither")
     if train_cfg.select_by and (eval_fn is None or train_cfg.eval_every <= 0):
         raise ValueError("[train] select_by picks a checkpoint by its evaluation; it needs "
                          "eval_every > 0 and an evaluation function")
-    if "held_out" in train_cfg.select_by:
-        raise ValueError(f"[train] select_by = {train_cfg.select_by!r} would choose the model on "
-                         "the held-out compositions that the evaluation tests it on")
     if train_cfg.threads > 0:
         torch.set_num_threads(train_cfg.threads)
     device = resolve_device(train_cfg.device)

@@ -18,10 +18,18 @@ def test_full_profile_is_the_demo_recipe_at_full_size():
     demo, full = load_profile("demo"), load_profile("full")
     changed = {s: {k for k, v in full.section(s).items() if demo.section(s)[k] != v}
                for s in ("model", "train", "embed", "evaluate")}
-    # beyond the size, only the two settings that keep a 16-frame path off tanh's bound
-    assert changed == {"model": {"height", "width", "frames", "path_step_scale"},
-                       "train": {"max_minutes", "bound_weight"},
+    # one recipe: beyond the size, only the time budget
+    assert changed == {"model": {"height", "width", "frames"}, "train": {"max_minutes"},
                        "embed": set(), "evaluate": set()}
+
+
+def test_settings_that_only_work_together_are_checked_when_a_profile_is_built():
+    with pytest.raises(ValueError, match=r"\[model\] word_twin needs D's word classifier"):
+        load_profile("demo").override(train={"word_weight": 0.0})
+    with pytest.raises(ValueError, match="held-out"):
+        load_profile("tiny").override(train={"select_by": "held_out_all_correct"})
+    with pytest.raises(ValueError, match=r"word_twin_after = 1.5 is an accuracy"):
+        load_profile("demo").override(train={"word_twin_after": 1.5})
 
 
 def test_a_profile_extends_another_section_by_section(tmp_path: Path):

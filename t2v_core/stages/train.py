@@ -77,9 +77,8 @@ def settings_for_corpus(cfg: TrainConfig, judge: str) -> tuple[TrainConfig, dict
     changes: dict[str, Any] = {}
     if cfg.select_by in JUDGE_METRICS:
         changes["select_by"] = "r_precision"
-    for gate in ("word_twin_after", "diversity_floor_after"):
-        if getattr(cfg, gate) > 0:
-            changes[gate] = 0.0
+    if cfg.word_twin_after > 0:
+        changes["word_twin_after"] = 0.0
     return dataclasses.replace(cfg, **changes), changes
 
 
