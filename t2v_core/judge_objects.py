@@ -18,8 +18,10 @@ probabilities; majority colour and shape; median extent) and its direction from 
 through its centroids.
 
 Not fooled: a digit whose mean probability is NONE's, or below MIN_CONFIDENCE, is unreadable
-(None); a scene with more than MAX_OBJECTS objects is read as that count with no objects.
-Anything unreadable counts as wrong.
+(None); a shape whose outline fits no corpus shape within the Moving Shapes judge's tolerance
+is shape "other" (t2v_core.judge.read_outline), and an object read so is not consistent; a
+scene with more than MAX_OBJECTS objects is read as that count with no objects. Anything
+unreadable counts as wrong.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from t2v_core import digit_classifier as dc
 from t2v_core.corpus.synthetic import COLOURS, SHAPES
-from t2v_core.judge import MIN_AREA_FRACTION, SIZE_CUT, components, direction_of, measure_object
+from t2v_core.judge import MIN_AREA_FRACTION, OTHER, SIZE_CUT, components, direction_of, measure_object
 
 # Grey level that makes a pixel part of a digit's stroke: at 40, 0.1% of MNIST digits at 14-16 px
 # fall apart into two components (0.4% at 64, 5% at 100)
@@ -147,7 +149,7 @@ def digit_detections(clip: np.ndarray, classifier: dc.DigitClassifier) -> list[l
     return out
 
 
-_LOOK_NAMES = (*COLOURS, *SHAPES)
+_LOOK_NAMES = (*COLOURS, *SHAPES, OTHER)
 
 
 def shape_detections(clip: np.ndarray) -> list[list[Detection]]:
@@ -214,7 +216,7 @@ def _judge(clip: np.ndarray, detections: list[list[Detection]],
         attrs = read([d for _, d in tr])
         attrs["direction"] = direction_of(centroids, min(h, w))
         readings = {tuple(sorted(d.reading.items())) for _, d in tr}
-        steady = len(readings) == 1 and all(v is not None for _, v in next(iter(readings)))
+        steady = len(readings) == 1 and all(v not in (None, OTHER) for _, v in next(iter(readings)))
         objects.append(SceneObject(attrs, centroids, steady))
     per_frame = [len(d) for d in detections]
     coherent = bool(objects) and all(c == k for c in per_frame) and all(o.consistent for o in objects)

@@ -1,15 +1,26 @@
-"""The image-analysis judge, on real corpus videos decoded from their files."""
+"""The image-analysis judge, on real corpus videos decoded from their files, on near-misses
+(shapes no corpus clip holds) and on frames that a trained model drew wrong."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from t2v_core import judge_objects as jo
 from t2v_core.config import SynthConfig
+from t2v_core.corpus import nearmiss as nm
 from t2v_core.corpus import synthetic as syn
-from t2v_core.judge import Judgement, judge_clip, judge_many, nearest_colour
+from t2v_core.judge import OTHER, Judgement, judge_clip, judge_many, nearest_colour
 from t2v_core.video import read_video
+from t2v_core.writers import write_video
+
+FIXTURES = Path(__file__).parent / "fixtures" / "judge"
+# (height = width, frames, size): where a near-miss is visible, a 14, 16 and 29 px box
+VISIBLE = ((32, 8, "large"), (64, 4, "small"), (64, 4, "large"))
 
 ATTRS = ("colour", "shape", "size", "direction")
 
@@ -104,3 +115,76 @@ def test_judge_rejects_wrong_input():
         judge_clip(np.zeros((8, 32, 32, 3), np.float32))
     with pytest.raises(ValueError, match="uint8"):
         judge_clip(np.zeros((32, 32, 3), np.uint8))
+
+
+def webm(clip: np.ndarray, folder: Path) -> np.ndarray:
+    """The clip as the corpus stores it (VP8 WebM), decoded again."""
+    return read_video(write_video(folder / "clip.webm", clip, 8.0))
+
+
+def near_miss(name: str, side: int, frames: int, size: str, k: int) -> np.ndarray:
+    colour = tuple(syn.COLOURS)[k % len(syn.COLOURS)]
+    return nm.render_clip(name, colour, size, syn.DIRECTIONS[k % 4], height=side, width=side, frames=frames,
+                          rng=np.random.default_rng(k))
+
+
+@pytest.mark.parametrize("side,frames,size", VISIBLE)
+def test_near_misses_read_other_where_they_are_visible(side, frames, size):
+    for k, (name, (_, _, from_px)) in enumerate(nm.NEAR_MISSES.items()):
+        if syn.SIZE_FRACTION[size] * side < from_px:
+            continue
+        j = judge_clip(near_miss(name, side, frames, size, k))
+        assert j.shape == OTHER, (name, side, size, j.frame_shapes)
+        assert not j.coherent  # one steady object, but of no corpus shape
+        assert j.colour == tuple(syn.COLOURS)[k % len(syn.COLOURS)] and j.size == size
+
+
+def test_near_misses_read_other_after_the_webm_round_trip(tmp_path):
+    # the codec's blur and 2x2 chroma blocks must not turn a near-miss into a corpus shape
+    cases = [(name, 32, 8, "large") for name in ("lumpy circle", "pentagon", "concave triangle",
+                                                 "rounded triangle", "rounded square")]
+    cases += [("lumpy circle", 64, 4, "small"), ("rounded square", 64, 4, "small"), ("octagon", 64, 4, "large")]
+    for k, (name, side, frames, size) in enumerate(cases):
+        j = judge_clip(webm(near_miss(name, side, frames, size, k), tmp_path))
+        assert j.shape == OTHER, (name, side, size, j.frame_shapes)
+
+
+@pytest.mark.parametrize("side,frames", [(32, 8), (64, 4)])
+def test_real_shapes_read_right_at_both_sizes_and_after_webm(tmp_path, side, frames):
+    for k, (colour, shape, size) in enumerate(
+            (c, s, z) for c in ("red", "blue", "white") for s in syn.SHAPES for z in syn.SIZES):
+        clip = syn.render_clip(colour, shape, size, syn.DIRECTIONS[k % 4], height=side, width=side,
+                               frames=frames, rng=np.random.default_rng(k))
+        for seen in (clip, webm(clip, tmp_path)):
+            j = judge_clip(seen)
+            assert (j.shape, j.size) == (shape, size), (colour, shape, size, side, j.frame_shapes)
+            assert j.coherent
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.png")), ids=lambda p: p.stem)
+def test_frames_a_trained_model_drew_wrong_read_other(path):
+    # lumpy circles, rounded squares and wedge triangles of the ConvLSTM generator (README there)
+    frame = np.asarray(Image.open(path).convert("RGB"))
+    assert frame.shape == (32, 32, 3)
+    assert judge_clip(frame[None]).shape == OTHER
+
+
+def test_the_fixtures_are_there():
+    names = {p.stem.rsplit("-", 1)[0] for p in FIXTURES.glob("*.png")}
+    assert names == {"lumpy-circle", "rounded-square", "wedge-triangle"}
+
+
+def test_two_object_judge_reads_a_near_miss_as_other():
+    # a rounded square beside a real circle, 3 px apart as shapes2 keeps them
+    rng = np.random.default_rng(5)
+    a = nm.render_clip("rounded square", "yellow", "large", "up", height=64, width=30, frames=4, rng=rng)
+    b = syn.render_clip("red", "circle", "large", "down", height=64, width=30, frames=4, rng=rng)
+    scene = jo.judge_shapes2(np.concatenate([a, np.zeros((4, 64, 4, 3), np.uint8), b], axis=2))
+    shapes = sorted(o.attributes["shape"] for o in scene.objects)
+    assert scene.count == 2 and shapes == ["circle", OTHER]
+    assert not scene.coherent
+
+
+def test_unknown_near_miss_is_refused():
+    with pytest.raises(ValueError, match="unknown near-miss"):
+        nm.render_clip("star", "red", "large", "up", height=32, width=32, frames=2, rng=np.random.default_rng(0))
