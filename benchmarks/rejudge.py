@@ -1,6 +1,6 @@
 """Re-score trained Moving Shapes models with the judge of this checkout, without
 retraining: the judge section of the evaluate stage's metrics.json (the same prompts, seeds
-and variety pairs as t2v_core.pipeline.evaluate_model), for each checkpoint given.
+and variety pairs as t2v_core.stages.evaluate.evaluate_model), for each checkpoint given.
 
 The train stage's cache key covers the judge's code (validation selects the checkpoint with
 it), so after a change of judge `t2v run evaluate` trains again. This script measures an
@@ -8,8 +8,7 @@ existing checkpoint instead, so that a model is compared under two judges: run i
 this checkout on PYTHONPATH and once with another (the script imports t2v_core from
 PYTHONPATH, not from its own folder).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/rejudge.py -p general-demo \
-        /tmp/gd_ws/artifacts/train/<key>/ckpt-000750.pt
+    PYTHONPATH=. .venv/bin/python benchmarks/rejudge.py -p demo WORKSPACE/artifacts/train/<key>/ckpt-000750.pt
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from t2v_core import judge
 from t2v_core.assess import judge_model
 from t2v_core.config import load_profile
 from t2v_core.generate import Text2Video
-from t2v_core.pipeline import _nlp
 
 ROWS = ("all_correct", "colour", "shape", "size", "direction", "coherent", "correct_and_coherent")
 
@@ -36,13 +34,11 @@ def main() -> None:
 
     profile = load_profile(args.profile)
     cfg = profile.evaluate
-    # prompts are read as the evaluate stage reads them (pipeline._prompt_nlp)
-    nlp = _nlp(profile.tokenize.spacy_model, "tokenizer" if profile.embed.token_form == "lower" else "annotator")
     print(f"judge: {Path(judge.__file__).resolve()}")
     out = {}
     for ckpt in args.checkpoints:
         model = Text2Video.from_checkpoint(ckpt, use_ema=profile.render.use_ema)
-        m, _, _ = judge_model(model, nlp, profile.embed, cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
+        m, _, _ = judge_model(model, cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)  # the model reads its prompts
         out[str(ckpt)] = m
         print(f"\n{ckpt}: {m['prompts']} prompts")
         print(f"{'':>22} {'seen':>6} {'held-out':>8}")
