@@ -32,6 +32,7 @@ from t2v_core.checkpoints import (
 from t2v_core.datasets import TrainData, fill_model_config, sample_batch
 from t2v_core.generate import Text2Video, resolve_device, to_uint8
 from t2v_core.model import Discriminator, Generator, bag_of_words, d_loss, g_loss, mode_seeking, word_loss
+from t2v_core.model.convlstm import UPSAMPLINGS
 from t2v_core import run_records
 from t2v_core.store import atomic_write_text
 
@@ -278,9 +279,11 @@ class _Run:
                     loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
                         self.D.word_twin(fake_w), gen_bag)
             if diversity:
-                # Mode seeking (MSGAN) on the first frames of two draws of each caption:
-                # variety comes from z, as the corpus's own clips differ in where they start.
-                first = fake[:, :1]
+                # Mode seeking (MSGAN) on the first frames of two draws of each caption, at
+                # the resolution of the ConvLSTM's state (block means): where things are,
+                # not pixel texture, which a decoder of whole frames can vary with z at no
+                # cost to anything else (on pixels, z bought speckles and coherence fell).
+                first = torch.nn.functional.avg_pool2d(fake[:, 0], 2 ** UPSAMPLINGS)
                 loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
                     first[:half], first[half:2 * half], z[:half], z[half:2 * half])
         self.opt_g.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""The general decoder (``decoder = "convlstm"``): a convolutional LSTM over feature maps, one
+"""The generator's frames: a convolutional LSTM over feature maps, one
 step per frame, that attends over the caption's words, and a convolutional decoder to RGB.
 
 Nothing here knows what a corpus looks like: there is no mask, box, colour, canvas or path.
@@ -107,40 +107,57 @@ class ConvLSTMCell(nn.Module):
 
 
 class FrameDecoder(nn.Module):
-    """Feature maps (N, C, S, S) -> RGB frames (N, 3, 4S, 4S) in [-1, 1], shared over frames.
+    """Feature maps (N, C, S, S) and a content code (N, content_dim) -> RGB frames
+    (N, 3, 4S, 4S) in [-1, 1], shared over frames.
 
     Each doubling is a sub-pixel convolution (ESPCN, Shi et al. 2016): a 3x3 convolution at
     the lower resolution makes four times the channels, and a pixel shuffle lays them out
     as 2x2 blocks. The last one makes RGB, so no convolution runs at the frame's own
     resolution: with nearest upsampling and convolutions there, the layers at 32x32 with 8
     and 3 channels took 0.2 of the generator's 0.48 s per step (forward and backward, one
-    thread), for a quarter of its multiply-adds. Between doublings, batch norm and ReLU
-    (DCGAN's generator); batch norm runs over all frames of the batch, and in eval mode
-    on its stored statistics, so a video does not depend on its batch.
+    thread), for a quarter of its multiply-adds. Every doubling keeps the state's width:
+    the last one paints the edges, and at half the width small shapes came out as blobs.
+
+    Between doublings, batch norm whose scale and shift are read from the content code
+    (conditional batch norm, as BigGAN's generator; the code is MoCoGAN's content, one per
+    video), then ReLU. The state says where things are; the code, the same in every frame,
+    says how they are painted, so an outline cannot drift from frame to frame with the
+    state. Batch norm runs over all frames of the batch, and in eval mode on its stored
+    statistics, so a video does not depend on its batch.
     """
 
-    def __init__(self, channels: int, upsamplings: int = UPSAMPLINGS):
+    def __init__(self, channels: int, content_dim: int, upsamplings: int = UPSAMPLINGS):
         super().__init__()
-        chans = [channels] + [max(channels // 2 ** i, 8) for i in range(1, upsamplings)]
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chans[i], 4 * chans[i + 1], 3, padding=1, bias=False),
-                          nn.PixelShuffle(2), nn.BatchNorm2d(chans[i + 1]), nn.ReLU())
-            for i in range(upsamplings - 1))
-        self.to_rgb = nn.Sequential(nn.Conv2d(chans[-1], 4 * 3, 3, padding=1), nn.PixelShuffle(2))
+        self.convs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, 4 * channels, 3, padding=1, bias=False), nn.PixelShuffle(2))
+            for _ in range(upsamplings - 1))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(channels, affine=False) for _ in range(upsamplings - 1))
+        self.films = nn.ModuleList(nn.Linear(content_dim, 2 * channels) for _ in range(upsamplings - 1))
+        for film in self.films:
+            nn.init.zeros_(film.weight)  # starts as plain batch norm: scale 1, shift 0
+            nn.init.zeros_(film.bias)
+        self.to_rgb = nn.Sequential(nn.Conv2d(channels, 4 * 3, 3, padding=1), nn.PixelShuffle(2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
+    def forward(self, x: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        assert x.shape[0] == content.shape[0], (x.shape, content.shape)
+        for conv, norm, film in zip(self.convs, self.norms, self.films, strict=True):
+            scale, shift = film(content)[:, :, None, None].chunk(2, dim=1)
+            x = torch.relu(norm(conv(x)) * (1 + scale) + shift)
         return torch.tanh(self.to_rgb(x))
 
 
 class ConvLSTMDecoder(nn.Module):
-    """The frames of ``Generator`` with ``decoder = "convlstm"``, from the GRU trajectory's
+    """The frames of ``Generator``, from the GRU trajectory's
     per-frame states and global contexts, the caption's token states, and z.
 
-    z and s set the initial state (h0, c0) by one linear map to the whole feature map, as
-    DCGAN's projection does: the content, and where it is, are z's and the caption's. Each
-    frame then takes one ConvLSTM step, whose input is the frame's global condition
+    z and s set two things, as MoCoGAN splits a video into content and motion:
+    - the content code, one vector per video that the decoder reads at every frame (see
+      FrameDecoder): what is drawn, the same in every frame;
+    - the initial state (h0, c0): one linear map to a map of half the state's side, then a
+      sub-pixel convolution to the state's side (DCGAN's projection). Neighbouring
+      locations then share weights; a linear map to every location of the state, each with
+      its own weights, painted the first frame with specks.
+    Each frame then takes one ConvLSTM step, whose input is the frame's global condition
     ([GRU state, global context]; the GRU also sees z at every step, which is where the
     noise enters the motion) and its spatial context, in which each location of the
     previous state queries the words. The decoder paints every state into a frame.
@@ -154,16 +171,18 @@ class ConvLSTMDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.side = cfg.height // 2 ** UPSAMPLINGS
-        if cfg.height != cfg.width or self.side < 2 or self.side * 2 ** UPSAMPLINGS != cfg.height:
-            raise ValueError(f"decoder 'convlstm' needs square frames of side 8 or more divisible by "
-                             f"{2 ** UPSAMPLINGS}, got {cfg.height}x{cfg.width}")
+        if cfg.height != cfg.width or self.side < 2 or self.side % 2 or self.side * 2 ** UPSAMPLINGS != cfg.height:
+            raise ValueError(f"the generator needs square frames whose side is divisible by "
+                             f"{2 ** (UPSAMPLINGS + 1)}, got {cfg.height}x{cfg.width}")
         d, ch = cfg.text_dim, WIDTH * cfg.g_channels
         self.channels = ch
-        self.init = nn.Linear(cfg.z_dim + d, 2 * ch * self.side ** 2)
+        self.content = nn.Sequential(nn.Linear(cfg.z_dim + d, d), nn.LeakyReLU(0.2))
+        self.init = nn.Sequential(nn.Linear(cfg.z_dim + d, ch * (self.side // 2) ** 2), nn.LeakyReLU(0.2))
+        self.init_up = nn.Sequential(nn.Conv2d(ch, 4 * 2 * ch, 3, padding=1), nn.PixelShuffle(2))
         self.spatial = (SpatialWordAttention(ch, d, d, cfg.attn_heads)
                         if cfg.attention and cfg.spatial_attention else None)
         self.cell = ConvLSTMCell(ch, d, cfg.hidden + d)
-        self.decoder = FrameDecoder(ch)
+        self.decoder = FrameDecoder(ch, d)
 
     def forward(self, states: torch.Tensor, contexts: torch.Tensor, tokens: torch.Tensor,
                 mask: torch.Tensor, s: torch.Tensor, z: torch.Tensor, weights: bool = False
@@ -178,7 +197,9 @@ class ConvLSTMDecoder(nn.Module):
         assert t == cfg.frames and states.shape == (b, t, cfg.hidden), states.shape
         assert contexts.shape == (b, t, d) and tokens.shape == (b, L, d), (contexts.shape, tokens.shape)
         assert mask.shape == (b, L) and s.shape == (b, d) and z.shape == (b, cfg.z_dim), (mask.shape, s.shape, z.shape)
-        h, c = self.init(torch.cat([z, s], -1)).view(b, 2 * ch, side, side).chunk(2, dim=1)
+        zs = torch.cat([z, s], -1)
+        seed = self.init(zs).view(b, ch, side // 2, side // 2)
+        h, c = self.init_up(seed).chunk(2, dim=1)
         h = torch.tanh(h)  # in the range of the states the cell gives
         cond = torch.cat([states, contexts], -1)  # (B, T, hidden + text_dim)
         if self.spatial is not None:
@@ -199,6 +220,7 @@ class ConvLSTMDecoder(nn.Module):
             h, c = self.cell(context, cond[:, i], (h, c))
             hs.append(h)
         # All frames of all videos decode as one batch of B * T feature maps.
-        frames = self.decoder(torch.stack(hs, 1).flatten(0, 1))
+        content = self.content(zs).repeat_interleave(t, dim=0)
+        frames = self.decoder(torch.stack(hs, 1).flatten(0, 1), content)
         video = frames.view(b, t, 3, cfg.height, cfg.width)
         return video, (torch.stack(ws, 1) if ws else None)
