@@ -10,7 +10,7 @@ sample sheets. Both read the same artifacts (the stages up to match are built fi
 not timed). Prints both step counts and their ratio.
 
     .venv/bin/python benchmarks/train_overhead.py                    # demo profile, 10 minutes each
-    .venv/bin/python benchmarks/train_overhead.py --minutes 2 --workspace /tmp/ovh
+    .venv/bin/python benchmarks/train_overhead.py --minutes 3 --threads 1 --workspace /tmp/ovh
 """
 
 from __future__ import annotations
@@ -55,9 +55,11 @@ def main() -> None:
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--minutes", type=float, default=10.0, help="the budget of each of the two runs")
     ap.add_argument("--workspace", default="", help="default: a temporary folder")
+    ap.add_argument("--threads", type=int, default=None, help="override [train] threads")
     args = ap.parse_args()
     profile = load_profile(args.profile)
-    profile = profile.override(train={"max_minutes": args.minutes, "steps": 10**6})
+    profile = profile.override(train={"max_minutes": args.minutes, "steps": 10**6,
+                                      **({"threads": args.threads} if args.threads else {})})
     with tempfile.TemporaryDirectory() as tmp:
         ws = args.workspace or tmp
         refs = run_pipeline(profile, ws, ["match"])
