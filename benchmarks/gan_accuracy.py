@@ -12,6 +12,7 @@ on seen compositions and >= 85 % on held-out ones, temporal coherence >= 95 %, v
 accuracy with attention over without it.
 
     .venv/bin/python benchmarks/gan_accuracy.py                       # demo + its ablation
+    .venv/bin/python benchmarks/gan_accuracy.py --spatial-ablation    # ... and without spatial attention
     .venv/bin/python benchmarks/gan_accuracy.py --profile full --minutes 30 --no-ablation
     .venv/bin/python benchmarks/gan_accuracy.py --workspace /tmp/ws --json /tmp/gan.json
     .venv/bin/python benchmarks/gan_accuracy.py --seed 1 --no-ablation   # another training seed
@@ -114,6 +115,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="override [train] seed (run-to-run spread)")
     ap.add_argument("--threads", type=int, default=None, help="override [train] threads")
     ap.add_argument("--no-ablation", action="store_true", help="skip the attention-off baseline")
+    ap.add_argument("--spatial-ablation", action="store_true",
+                    help="also train without the spatial (per-location) attention")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--parallel", action="store_true",
                     help="train the two variants side by side, each on 1 torch thread")
@@ -151,8 +154,15 @@ def main() -> None:
         else:
             results["attention"] = run_variant(profile, workspace)
             results["no_attention"] = run_variant(ablated, workspace)
+            if args.spatial_ablation:
+                # The second ablation: the global attention stays, every feature-map
+                # location reads the sentence vector instead of the words.
+                results["no_spatial_attention"] = run_variant(
+                    profile.override(model={"spatial_attention": False}), workspace)
         show("with attention", results["attention"])
         show("without attention (baseline)", results["no_attention"])
+        if "no_spatial_attention" in results:
+            show("without spatial attention", results["no_spatial_attention"])
         a = results["attention"]["held_out"]["all_correct"]
         b = results["no_attention"]["held_out"]["all_correct"]
         ratio = a / b if b else float("inf")

@@ -125,7 +125,7 @@ class ModelConfig:
     word_dim: int = 64  # must equal the embed stage's vector_size
     vocab_size: int = 0  # filled in from the embed stage
     text_dim: int = 128  # GRU text encoder width
-    finetune_words: bool = False
+    finetune_words: bool = True  # skip-gram puts colour words at cosine ~0.9; fine-tuning separates them
     z_dim: int = 32
     hidden: int = 256  # generator recurrent state width
     attention: bool = True  # False = the ablation: every frame sees only the sentence vector
@@ -133,8 +133,8 @@ class ModelConfig:
     spatial_attention: bool = True  # each feature-map location of the ConvLSTM attends over the words (AttnGAN); False = the ablation, every location sees the sentence vector
     g_channels: int = 64
     d_channels: int = 64
-    word_critic: bool = False  # D also judges real/fake on its word branch's features (needs word_weight > 0)
-    word_twin: bool = False  # a twin word classifier learns the words of G's videos, and G makes its own words hard for it to read (twin auxiliary classifiers, Gong et al. 2019; needs word_weight > 0)
+    word_critic: bool = True  # D also judges real/fake on its word branch's full-resolution features (Projected GAN; needs word_weight > 0)
+    word_twin: bool = True  # a twin word classifier learns the words of G's videos, and G makes its own words hard for it to read (twin auxiliary classifiers, Gong et al. 2019; needs word_weight > 0)
 
 
 def check_frame_size(cfg: ModelConfig) -> int:
@@ -149,20 +149,20 @@ def check_frame_size(cfg: ModelConfig) -> int:
 class TrainConfig:
     steps: int = 2000
     batch_size: int = 32
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
     beta1: float = 0.5
-    beta2: float = 0.999
+    beta2: float = 0.99
     ema_decay: float = 0.999  # 0 = no EMA generator
     mismatch_weight: float = 1.0  # weight of (real video, wrong text) as fake
-    diversity_weight: float = 0.0  # MSGAN's mode-seeking term for G on the first frames (same caption, two z); 0 = off
-    contrastive_weight: float = 0.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
-    word_weight: float = 0.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
-    word_twin_weight: float = 1.0  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
-    word_twin_after: float = 0.0  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step
-    word_warmup: int = 0  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
-    ckpt_every: int = 500
-    eval_every: int = 500  # validation metrics (and the judge's, where the corpus has one), into metrics.parquet
+    diversity_weight: float = 0.01  # MSGAN's mode-seeking term for G on the first frames (same caption, two z); 0 = off
+    contrastive_weight: float = 1.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
+    word_weight: float = 3.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
+    word_twin_weight: float = 0.3  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
+    word_twin_after: float = 0.6  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step
+    word_warmup: int = 400  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
+    ckpt_every: int = 250
+    eval_every: int = 250  # validation metrics (and the judge's, where the corpus has one), into metrics.parquet
     val_captions: int = 64  # validation-side captions rendered at each evaluation
     select_by: str = "r_precision"  # a validation metric: publish the checkpoint that maximises it; "" = the newest
     max_minutes: float = 0.0  # 0 = no wall-clock budget

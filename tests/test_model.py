@@ -13,7 +13,8 @@ from t2v_core.model import Discriminator, Generator, TextEncoder, TokenAttention
 from t2v_core.model.text_encoder import centre_vectors
 
 CFG = ModelConfig(frames=4, height=16, width=16, word_dim=8, vocab_size=12, text_dim=16,
-                  z_dim=8, hidden=16, attn_heads=2, g_channels=4, d_channels=4)
+                  z_dim=8, hidden=16, attn_heads=2, g_channels=4, d_channels=4, finetune_words=False,
+                  word_critic=False, word_twin=False)
 
 
 def _batch(b: int = 3, L: int = 6) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,9 +65,10 @@ def test_every_stage_runs_and_metrics_json_has_every_generic_key(footage, first_
     # The side-by-side page: each test caption with its real clip and the generated video.
     page = Path(result["refs"]["evaluate"]["path"]) / "side_by_side" / "index.html"
     assert page.read_text().count("-real.gif") == 4 and page.read_text().count("-generated.gif") == 4
-    # The tiny profile selects by a judge's figure; this corpus has none, so R-precision.
+    # The tiny profile selects by a judge's figure and gates the twin on it; this corpus has
+    # no judge, so R-precision selects and the twin's term is on from the first step.
     train = ArtifactStore(ws).get("train", result["refs"]["train"]["key"])
-    assert train.manifest()["adapted_to_corpus"] == {"select_by": "r_precision"}
+    assert train.manifest()["adapted_to_corpus"] == {"select_by": "r_precision", "word_twin_after": 0.0}
     assert json.loads(train.file("best.json").read_text())["metric"] == "r_precision"
 
 

@@ -317,7 +317,7 @@ def tiny_model():
     vocab = ["<pad>", "<unk>", "a", "red", "blue", "circle", "square", "moves", "up", "down"]
     torch.manual_seed(0)
     cfg = ModelConfig(frames=4, height=16, width=16, word_dim=8, vocab_size=len(vocab), text_dim=8,
-                      z_dim=4, hidden=16, g_channels=4, d_channels=4, attn_heads=2)
+                      z_dim=4, hidden=16, g_channels=4, d_channels=4, attn_heads=2, finetune_words=False)
     return Text2Video(Generator(cfg), vocab, torch.device("cpu"), max_len=8)
 
 

@@ -23,9 +23,14 @@ from t2v_core.train import train
 
 COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"),
           ("green", "square", "small", "down"), ("white", "circle", "large", "right")]
+# A bare recipe, each term switched on by the test that needs it (the defaults are the
+# shipped recipe, with D's word terms, the twin and its gate, and the warm-up).
 MODEL = ModelConfig(frames=4, height=16, width=16, word_dim=8, text_dim=16, z_dim=8,
-                    hidden=16, attn_heads=2, g_channels=4, d_channels=4)
-TRAIN = TrainConfig(steps=4, batch_size=4, ckpt_every=2, eval_every=2, threads=1, seed=3, select_by="")
+                    hidden=16, attn_heads=2, g_channels=4, d_channels=4, finetune_words=False,
+                    word_critic=False, word_twin=False)
+TRAIN = TrainConfig(steps=4, batch_size=4, ckpt_every=2, eval_every=2, threads=1, seed=3, select_by="",
+                    lr_g=2e-4, lr_d=2e-4, beta2=0.999, diversity_weight=0.0, contrastive_weight=0.0,
+                    word_weight=0.0, word_twin_weight=1.0, word_twin_after=0.0, word_warmup=0)
 
 
 def tiny_data(n_clips: int = 8) -> TrainData:
