@@ -61,6 +61,9 @@ def run_stage(ctx: Context, name: str, refs: dict[str, ArtifactRef | None],
     """Build (or reuse) one stage from its inputs in ``refs``; returns its artifact and, for
     a sharded stage, its shards' artifacts."""
     stage = REGISTRY[name]
+    unknown = sorted(set(options) - set(stage.options))
+    if unknown:
+        raise ValueError(f"stage {name!r} takes no option {unknown}; its options: {list(stage.options) or 'none'}")
     inputs = inputs_of(stage, refs)
     if stage.sharded:
         assert stage.plan is not None and stage.combine is not None

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,3 +94,16 @@ def direct_imports_of(name: str, root: Path) -> frozenset[str]:
     from t2v_core.imports import direct_imports
 
     return direct_imports(name, root)
+
+
+def test_every_stage_is_declared_once_and_refuses_options_it_does_not_take(tmp_path):
+    from t2v_core.config import load_profile
+    from t2v_core.pipeline import REGISTRY, STAGES, closure, run_stage
+    from t2v_core.stages.base import Context
+    from t2v_core.store import ArtifactStore
+
+    assert list(REGISTRY) == list(STAGES) and all(REGISTRY[s].module == f"t2v_core.stages.{s}" for s in STAGES)
+    assert {s for s in STAGES if REGISTRY[s].sharded} == {"tokenize", "annotate", "frames"}
+    assert closure(["evaluate"]) == [s for s in STAGES if s != "render"]
+    with pytest.raises(ValueError, match="takes no option"):
+        run_stage(Context(load_profile("tiny"), ArtifactStore(tmp_path)), "ingest", {}, catalog="x.csv")
