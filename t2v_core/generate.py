@@ -71,11 +71,15 @@ class Text2Video:
 
     def read(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
         """Prompts -> (token ids (N, max_len), lengths (N,), the tokens); unknown words -> 1."""
+        ids, lengths, _, tokens = self.encode(prompts)
+        return ids, lengths, tokens
+
+    def encode(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
+        """Prompts -> (token ids, lengths, how many of each prompt's words are unknown, the tokens)."""
         from t2v_core.embeddings import encode_tokens
 
         tokens = self.tokens(prompts)
-        ids, lengths, _ = encode_tokens(tokens, self.vocab, self.max_len)
-        return ids, lengths, tokens
+        return (*encode_tokens(tokens, self.vocab, self.max_len), tokens)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int] | None = None,
                  batch_size: int = 64) -> np.ndarray:
@@ -86,9 +90,9 @@ class Text2Video:
         seeds = list(range(len(prompts))) if seeds is None else list(seeds)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        ids, lengths, tokens = self.read(prompts)
-        for prompt, words in zip(prompts, tokens, strict=True):
-            if not any(self.vocab.get(w, 1) > 1 for w in words):
+        ids, lengths, n_oov, tokens = self.encode(prompts)
+        for prompt, words, unknown in zip(prompts, tokens, n_oov, strict=True):
+            if unknown == len(words):  # encode_tokens counts the words it maps to <unk>
                 raise ValueError(f"prompt {prompt!r} has no word this model knows")
         return self.generate_ids(ids, lengths, seeds, batch_size)
 

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from t2v_core.catalog import CatalogRow, output_name, read_catalog
 from t2v_core.config import RenderConfig
-from t2v_core.embeddings import UNK_ID, encode_tokens
+from t2v_core.embeddings import UNK_ID
 from t2v_core.store import atomic_path, atomic_write_text
 from t2v_core.writers import write_gif, write_video
 
@@ -473,8 +473,7 @@ def make_generate_fn(model: Any) -> GenerateFn:
     def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray | str | Generated]:
         results: list[np.ndarray | str | Generated] = ["empty prompt"] * len(prompts)
         live = [i for i, p in enumerate(prompts) if p.strip()]
-        tokens = model.tokens([prompts[i] for i in live])
-        ids, lengths, n_oov = encode_tokens(tokens, model.vocab, model.max_len)
+        ids, lengths, n_oov, tokens = model.encode([prompts[i] for i in live])
         keep: list[int] = []
         unknown: dict[int, tuple[str, ...]] = {}
         for j, (i, words) in enumerate(zip(live, tokens)):
