@@ -113,6 +113,11 @@ class MatchConfig:
     shift: float = 0.2  # clips move by up to this share of their side while training (augmentation)
     threads: int = 0  # torch CPU threads; 0 = torch default
     seed: int = 0
+    # How training is launched (t2v_core/ddp.py; not in the cache key, see docs/operations.md):
+    processes: int = 0  # training processes on this machine (DDP under torchrun); 0 = one per visible CUDA device, else 1
+    nnodes: int = 1  # machines training together; each runs the same command with its node_rank
+    node_rank: int = 0
+    rdzv_endpoint: str = ""  # host:port of node 0, for torchrun's rendezvous when nnodes > 1
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,11 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch default
     seed: int = 0
+    # How training is launched (t2v_core/ddp.py; not in the cache key, see docs/operations.md):
+    processes: int = 0  # training processes on this machine (DDP under torchrun); 0 = one per visible CUDA device, else 1
+    nnodes: int = 1  # machines training together; each runs the same command with its node_rank
+    node_rank: int = 0
+    rdzv_endpoint: str = ""  # host:port of node 0, for torchrun's rendezvous when nnodes > 1
 
 
 def check_training(model: ModelConfig, train: TrainConfig) -> None:
@@ -184,6 +194,11 @@ def check_training(model: ModelConfig, train: TrainConfig) -> None:
         raise ValueError(f"[train] word_twin_weight = {train.word_twin_weight} must be >= 0")
     if not 0 <= train.word_twin_after <= 1:
         raise ValueError(f"[train] word_twin_after = {train.word_twin_after} is an accuracy: use a value in [0, 1]")
+    if train.processes < 0 or train.nnodes < 1 or not 0 <= train.node_rank < train.nnodes:
+        raise ValueError(f"[train] processes = {train.processes}, nnodes = {train.nnodes}, node_rank = "
+                         f"{train.node_rank}: need processes >= 0, nnodes >= 1 and 0 <= node_rank < nnodes")
+    if train.nnodes > 1 and not train.rdzv_endpoint:
+        raise ValueError("[train] nnodes > 1 needs rdzv_endpoint = \"HOST:PORT\" of node 0, which every node can reach")
     if "held_out" in train.select_by:
         raise ValueError(f"[train] select_by = {train.select_by!r} would choose the model on "
                          "the held-out compositions that the evaluation tests it on")

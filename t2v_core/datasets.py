@@ -65,17 +65,23 @@ def fill_model_config(cfg: ModelConfig, data: TrainData) -> ModelConfig:
 
 
 
-def sample_batch(data: TrainData, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Caption rows, their clips, and mismatched captions (a caption of a different clip)."""
+def sample_batch(data: TrainData, batch: int, gen: torch.Generator,
+                 part: slice = slice(None)) -> dict[str, torch.Tensor]:
+    """Caption rows, their clips, and mismatched captions (a caption of a different clip).
+
+    The whole batch is drawn whatever ``part`` is, so the draws (and the generator's state
+    after them) do not depend on it; ``video`` holds only the clips of the rows in ``part``
+    (one rank's slice), the token fields every row (the generated half and the terms over
+    the whole batch need them)."""
     n = len(data.caption_clip)
     idx = torch.randint(n, (batch,), generator=gen).numpy()
     wrong = torch.randint(n, (batch,), generator=gen).numpy()
     # A wrong caption must describe another clip; shifting by one row fixes the rare clash.
     same = data.caption_clip[wrong] == data.caption_clip[idx]
     wrong[same] = (wrong[same] + 1) % n
-    rows = data.caption_clip[idx]
+    rows = data.caption_clip[idx[part]]
     clips = torch.from_numpy(np.ascontiguousarray(data.clips[rows]))
-    video = clips.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)  # (B, T, 3, H, W) in [-1, 1]
+    video = clips.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)  # (b, T, 3, H, W) in [-1, 1]
     return {
         "video": video,
         "ids": torch.from_numpy(data.token_ids[idx].astype(np.int64)),

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from t2v_core.config import ModelConfig, TrainConfig, check_training
 from t2v_core.checkpoints import (
@@ -30,7 +31,8 @@ from t2v_core.checkpoints import (
     save_checkpoint,
 )
 from t2v_core.datasets import TrainData, fill_model_config, sample_batch
-from t2v_core.generate import Text2Video, resolve_device, to_uint8
+from t2v_core.distributed import World, sync_batch_norm
+from t2v_core.generate import Text2Video, resolve_device
 from t2v_core.model import Discriminator, Generator, bag_of_words, d_loss, g_loss, mode_seeking, word_loss
 from t2v_core.model.convlstm import UPSAMPLINGS
 from t2v_core import run_records
@@ -85,9 +87,9 @@ class _Run:
     """The networks, optimizers and step: everything a checkpoint holds."""
 
     def __init__(self, data: TrainData, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 device: torch.device, reader: dict[str, str] | None = None):
+                 device: torch.device, reader: dict[str, str] | None = None, world: World = World()):
         torch.manual_seed(train_cfg.seed)
-        self.cfg, self.tcfg, self.device = model_cfg, train_cfg, device
+        self.cfg, self.tcfg, self.device, self.world = model_cfg, train_cfg, device, world
         self.reader = dict(reader or {})  # how prompts are read (Text2Video): spaCy model, token form
         self.G = Generator(model_cfg)
         self.D = Discriminator(model_cfg)
@@ -95,14 +97,25 @@ class _Run:
         self.D.text.load_vectors(data.embeddings)
         self.G.to(device)
         self.D.to(device)
+        self.ema = None
+        if train_cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # What a step calls: G's forward and D's loss, wrapped in DistributedDataParallel
+        # when there are several ranks (its gradient average is armed by the wrapped
+        # module's forward, which is why D's loss is one module, _DiscriminatorLoss).
+        self.G_fwd: nn.Module = self.G
+        self.D_loss: nn.Module = _DiscriminatorLoss(self.D, model_cfg, train_cfg, world)
+        if world.distributed:
+            sync_batch_norm(self.G, device)
+            ids = [device.index] if device.type == "cuda" else None
+            self.G_fwd = DistributedDataParallel(self.G, device_ids=ids)
+            # The word warm-up trains only D's word classifier: the rest of D is unused then.
+            self.D_loss = DistributedDataParallel(self.D_loss, device_ids=ids, find_unused_parameters=True)
         betas = (train_cfg.beta1, train_cfg.beta2)
         self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad],
                                       lr=train_cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad],
                                       lr=train_cfg.lr_d, betas=betas)
-        self.ema = None
-        if train_cfg.ema_decay > 0:
-            self.ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.step = 0
         # The gated terms this run has (GATES), each on from the first step or once an
         # evaluation has reached its bar (train() opens the gate; on resume, from the rows).
@@ -189,103 +202,90 @@ class _Run:
         this classifier; from scratch it told small circles from squares at chance after
         100 steps (and at 0.64-0.85 after 400), while G's masks settle into shapes they are
         slow to leave. The draws come from their own seeded stream, so a rerun repeats them."""
-        tcfg, dev = self.tcfg, self.device
+        tcfg, dev, world = self.tcfg, self.device, self.world
+        part = world.part(tcfg.batch_size)
         loss = torch.zeros(())
         for i in range(steps):
-            b = sample_batch(data, tcfg.batch_size, step_rng(tcfg.seed + WARMUP_STREAM, i))
-            bag = bag_of_words(b["ids"], self.cfg.vocab_size).to(dev)
-            loss = tcfg.word_weight * word_loss(self.D.words(b["video"].to(dev)), bag)
+            b = sample_batch(data, tcfg.batch_size, step_rng(tcfg.seed + WARMUP_STREAM, i), part)
+            everyone = bag_of_words(b["ids"], self.cfg.vocab_size)
+            loss = self.D_loss(real=b["video"].to(dev), bag=everyone[part].to(dev),
+                               per_caption=everyone.sum(1).mean())
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
         return float(loss.detach())
 
     def train_step(self, data: TrainData) -> dict[str, float]:
-        cfg, tcfg, dev = self.cfg, self.tcfg, self.device
+        """One D step and one G step on the step's global batch; this rank computes its
+        slice (t2v_core/distributed.py says how N ranks add up to one process)."""
+        cfg, tcfg, dev, world = self.cfg, self.tcfg, self.device, self.world
         gen = step_rng(tcfg.seed, self.step)
-        b = sample_batch(data, tcfg.batch_size, gen)
-        z = torch.randn(tcfg.batch_size, cfg.z_dim, generator=gen)
-        real, ids, lens = b["video"].to(dev), b["ids"].to(dev), b["lengths"]
-        wrong_ids, wrong_lens = b["wrong_ids"].to(dev), b["wrong_lengths"]
-        z = z.to(dev)
-        half = tcfg.batch_size // 2
+        batch = tcfg.batch_size
+        part = world.part(batch)
+        b = sample_batch(data, batch, gen, part)
+        z_all = torch.randn(batch, cfg.z_dim, generator=gen)
+        half = batch // 2
         diversity = tcfg.diversity_weight > 0 and half > 0
         contrastive = tcfg.contrastive_weight > 0
         words = tcfg.word_weight > 0
-        bag = bag_of_words(ids, cfg.vocab_size) if words else None
-        gen_ids, gen_lens = ids, lens
-        unique = torch.arange(len(ids), device=dev)  # generated rows with distinct captions
+        # The generated rows, as indices into the batch, and those with distinct captions.
+        order = unique = torch.arange(batch)
         if diversity:
             # Generated videos come in pairs: caption i with two different z, so the
             # mode-seeking term can compare them. Real videos keep their own captions.
-            gen_ids = torch.cat([ids[:half], ids[:half], ids[2 * half:]])
-            gen_lens = torch.cat([lens[:half], lens[:half], lens[2 * half:]])
+            order = torch.cat([order[:half], order[:half], order[2 * half:]])
             unique = torch.cat([unique[:half], unique[2 * half:]])
+        ids_all, lens_all = b["ids"], b["lengths"]
+        real, ids, lens = b["video"].to(dev), ids_all[part].to(dev), lens_all[part]
+        wrong_ids, wrong_lens = b["wrong_ids"][part].to(dev), b["wrong_lengths"][part]
+        gen_ids, gen_lens = ids_all[order][part].to(dev), lens_all[order][part]
+        z = z_all[part].to(dev)
+        # The word loss divides by the words per caption of the whole batch, not the slice's.
+        bag = gen_bag = per_caption = gen_per_caption = None
+        if words:
+            everyone, generated = bag_of_words(ids_all, cfg.vocab_size), bag_of_words(ids_all[order], cfg.vocab_size)
+            bag, gen_bag = everyone[part].to(dev), generated[part].to(dev)
+            per_caption, gen_per_caption = everyone.sum(1).mean(), generated.sum(1).mean()
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
-        # D step: real+caption -> real; fake+caption and real+wrong caption -> fake.
-        ce = torch.nn.functional.cross_entropy
-        target = torch.arange(len(ids), device=dev)
         with amp:
-            fake, _ = self.G(gen_ids, gen_lens, z)
-            s = self.D.encode_text(ids, lens)
-            s_gen = self.D.encode_text(gen_ids, gen_lens) if diversity else s
-            s_wrong = self.D.encode_text(wrong_ids, wrong_lens)
-            real_feats = self.D.features(real)
-            rv, rf = self.D.score(real_feats, s)
-            fv, ff = self.D.score(self.D.features(fake.detach()), s_gen)
-            mv, mf = self.D.score(real_feats, s_wrong)  # the same real features, wrong text
-            loss_d = d_loss(rv, fv, mv, tcfg.mismatch_weight) + d_loss(rf, ff, mf, tcfg.mismatch_weight)
-            if contrastive:
-                loss_d = loss_d + tcfg.contrastive_weight * ce(self.D.match(real_feats, s).float(), target)
-            if words:
-                # Learned from real videos only: a fake must earn its words.
-                real_w = self.D.word_features(real.detach())
-                loss_d = loss_d + tcfg.word_weight * word_loss(self.D.word_head(real_w), bag)
-                fake_w = None
-                if self.D.word_twin is not None:
-                    # The twin learns the words of G's videos, on features it does not train.
-                    fake_w = self.D.word_features(fake.detach()).detach()
-                    loss_d = loss_d + tcfg.word_weight * word_loss(
-                        self.D.word_twin(fake_w), bag_of_words(gen_ids, cfg.vocab_size))
-                if self.D.word_critic is not None:
-                    # The critic on top of the word features; it does not train them.
-                    if fake_w is None:
-                        fake_w = self.D.word_features(fake.detach()).detach()
-                    critic = self.D.word_critic
-                    loss_d = loss_d + d_loss(critic(real_w.detach(), s), critic(fake_w, s_gen),
-                                             critic(real_w.detach(), s_wrong), tcfg.mismatch_weight)
+            fake, _ = self.G_fwd(gen_ids, gen_lens, z)
+            loss_d, (rv, fv, mv) = self.D_loss(
+                real=real, bag=bag, per_caption=per_caption, ids=ids, lens=lens, fake=fake.detach(),
+                gen_ids=gen_ids, gen_lens=gen_lens, wrong_ids=wrong_ids, wrong_lens=wrong_lens,
+                gen_bag=gen_bag, gen_per_caption=gen_per_caption)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
-        # G step (non-saturating for bce), against the updated D.
+        # G step (non-saturating for bce), against the updated D. D is called unwrapped:
+        # the gradients this gives D's weights are not used (the next D step zeroes them).
+        ce = torch.nn.functional.cross_entropy
         with amp:
             s_gen = self.D.encode_text(gen_ids, gen_lens).detach()
             fake_feats = self.D.features(fake)
             gv, gf = self.D.score(fake_feats, s_gen)
             loss_g = g_loss(gv) + g_loss(gf)
             if contrastive:
-                rows = (fake_feats[0][unique], fake_feats[1][unique])
-                match = self.D.match(rows, s_gen[unique]).float()
-                loss_g = loss_g + tcfg.contrastive_weight * ce(match, target[: len(unique)])
+                rows = (world.gather(fake_feats[0])[unique], world.gather(fake_feats[1])[unique])
+                match = self.D.match(rows, world.gather(s_gen)[unique]).float()
+                loss_g = loss_g + tcfg.contrastive_weight * ce(match, torch.arange(len(unique), device=dev))
             if words:
-                gen_bag = bag_of_words(gen_ids, cfg.vocab_size)
                 fake_w = self.D.word_features(fake)
-                loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag)
+                loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag, gen_per_caption)
                 if self.D.word_critic is not None:
                     loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen))
                 if self.D.word_twin is not None and self.on["twin_on"]:
                     loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
-                        self.D.word_twin(fake_w), gen_bag)
+                        self.D.word_twin(fake_w), gen_bag, gen_per_caption)
             if diversity:
                 # Mode seeking (MSGAN) on the first frames of two draws of each caption, at
                 # the resolution of the ConvLSTM's state (block means): where things are,
                 # not pixel texture, which a decoder of whole frames can vary with z at no
                 # cost to anything else (on pixels, z bought speckles and coherence fell).
-                first = torch.nn.functional.avg_pool2d(fake[:, 0], 2 ** UPSAMPLINGS)
+                first = world.gather(torch.nn.functional.avg_pool2d(fake[:, 0], 2 ** UPSAMPLINGS))
                 loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
-                    first[:half], first[half:2 * half], z[:half], z[half:2 * half])
+                    first[:half], first[half:2 * half], z_all[:half].to(dev), z_all[half:2 * half].to(dev))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -293,12 +293,64 @@ class _Run:
             update_ema(self.ema, self.G, tcfg.ema_decay, self.step)
         self.step += 1
         with torch.no_grad():
-            return {
+            return world.mean({
                 "loss_d": float(loss_d), "loss_g": float(loss_g),
                 "d_real": float(torch.sigmoid(rv.float()).mean()),
                 "d_fake": float(torch.sigmoid(fv.float()).mean()),
                 "d_mismatch": float(torch.sigmoid(mv.float()).mean()),
-            }
+            })
+
+
+class _DiscriminatorLoss(nn.Module):
+    """D's loss for one step, as a module's forward so that DistributedDataParallel can wrap
+    it. With only ``real``, ``bag`` and ``per_caption``: the word classifier's warm-up loss.
+
+    Real + caption -> real; fake + caption and real + wrong caption -> fake; the contrastive
+    matrix over the whole batch (gathered from every rank); the word classifier on real
+    clips, its twin on G's, and the critic on the word features."""
+
+    def __init__(self, D: Discriminator, cfg: ModelConfig, tcfg: TrainConfig, world: World):
+        super().__init__()
+        self.D = D
+        self.cfg, self.tcfg, self.world = cfg, tcfg, world
+
+    def forward(self, real: torch.Tensor, bag: torch.Tensor | None, per_caption: torch.Tensor | None,
+                ids: torch.Tensor | None = None, **rest: Any) -> Any:
+        D, tcfg = self.D, self.tcfg
+        if ids is None:
+            return tcfg.word_weight * word_loss(D.words(real), bag, per_caption)
+        lens, fake, gen_ids, gen_lens = rest["lens"], rest["fake"], rest["gen_ids"], rest["gen_lens"]
+        s = D.encode_text(ids, lens)
+        s_gen = D.encode_text(gen_ids, gen_lens)
+        s_wrong = D.encode_text(rest["wrong_ids"], rest["wrong_lens"])
+        real_feats = D.features(real)
+        rv, rf = D.score(real_feats, s)
+        fv, ff = D.score(D.features(fake), s_gen)
+        mv, mf = D.score(real_feats, s_wrong)  # the same real features, wrong text
+        loss = d_loss(rv, fv, mv, tcfg.mismatch_weight) + d_loss(rf, ff, mf, tcfg.mismatch_weight)
+        if tcfg.contrastive_weight > 0:
+            gather = self.world.gather
+            match = D.match((gather(real_feats[0]), gather(real_feats[1])), gather(s)).float()
+            target = torch.arange(match.shape[0], device=match.device)
+            loss = loss + tcfg.contrastive_weight * torch.nn.functional.cross_entropy(match, target)
+        if tcfg.word_weight > 0:
+            # Learned from real videos only: a fake must earn its words.
+            real_w = D.word_features(real)
+            loss = loss + tcfg.word_weight * word_loss(D.word_head(real_w), bag, per_caption)
+            fake_w = None
+            if D.word_twin is not None:
+                # The twin learns the words of G's videos, on features it does not train.
+                fake_w = D.word_features(fake).detach()
+                loss = loss + tcfg.word_weight * word_loss(D.word_twin(fake_w), rest["gen_bag"],
+                                                           rest["gen_per_caption"])
+            if D.word_critic is not None:
+                # The critic on top of the word features; it does not train them.
+                if fake_w is None:
+                    fake_w = D.word_features(fake).detach()
+                critic = D.word_critic
+                loss = loss + d_loss(critic(real_w.detach(), s), critic(fake_w, s_gen),
+                                     critic(real_w.detach(), s_wrong), tcfg.mismatch_weight)
+        return loss, (rv, fv, mv)
 
 
 def train(
@@ -310,8 +362,14 @@ def train(
     eval_fn: EvalFn | None = None,
     init_from: Path | None = None,
     prompt_reader: dict[str, str] | None = None,
+    world: World = World(),
 ) -> dict:
     """Train (or resume) in ``run_dir``; returns a summary of the run.
+
+    ``world``: this process's rank among several (t2v_core/ddp.py, under torchrun). Every
+    rank trains its slice of each batch; rank 0 alone evaluates, decides (the time budget,
+    the gates) and writes, and the others follow its decisions. ``eval_fn`` and
+    ``progress`` are only called on rank 0.
 
     ``prompt_reader`` (the spaCy model and token form that read the captions) goes into
     every checkpoint, so that the model reads prompts as its captions were read.
@@ -337,41 +395,57 @@ def train(
     data.validate(model_cfg)
     check_training(model_cfg, train_cfg)
     bars = {flag: getattr(train_cfg, gate.setting) for flag, gate in GATES.items()}
+    evaluates = eval_fn is not None or not world.main  # only rank 0 is given the evaluation
     for flag, has in _gated_terms(model_cfg, train_cfg).items():
         gate, bar = GATES[flag], bars[flag]
-        if bar > 0 and (not has or eval_fn is None or train_cfg.eval_every <= 0):
+        if bar > 0 and (not has or not evaluates or train_cfg.eval_every <= 0):
             raise ValueError(f"[train] {gate.setting} waits for an evaluation to start {gate.term}; it "
                              f"needs {gate.needs}, eval_every > 0 and an evaluation function")
     gated = {flag: bar for flag, bar in bars.items() if bar > 0}
-    if train_cfg.select_by and (eval_fn is None or train_cfg.eval_every <= 0):
+    if train_cfg.select_by and (not evaluates or train_cfg.eval_every <= 0):
         raise ValueError("[train] select_by picks a checkpoint by its evaluation; it needs "
                          "eval_every > 0 and an evaluation function")
-    if train_cfg.threads > 0:
-        torch.set_num_threads(train_cfg.threads)
+    threads = train_cfg.threads
+    if world.distributed:  # the ranks of one machine share its cores
+        threads = max(1, (threads or torch.get_num_threads()) // world.local_size)
+    if threads > 0:
+        torch.set_num_threads(threads)
     device = resolve_device(train_cfg.device)
-    run = _Run(data, model_cfg, train_cfg, device, prompt_reader)
+    if device.type == "cuda" and world.distributed:
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    run = _Run(data, model_cfg, train_cfg, device, prompt_reader, world)
+    main = world.main
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None  # the selected checkpoint so far (best.json)
-    ckpt = resume_point(run_dir)
-    if ckpt is not None:
+    # Every rank resumes from the checkpoint that rank 0 finds (saves are atomic, and no
+    # rank writes before this agreement).
+    ckpt = resume_point(run_dir) if main else None
+    resume_step = world.broadcast(None if ckpt is None else int(ckpt["step"]))
+    if resume_step is not None:
+        if ckpt is None:
+            ckpt = load_checkpoint(run_dir / f"ckpt-{resume_step:06d}.pt")
         run.load(ckpt, data)
-        rows = run_records.load_metrics(run_dir / "metrics.parquet", run.step)
-        best = load_selection(run_dir, run.step)
-        for flag, bar in gated.items():
-            run.on[flag] = any(r.get(f"eval_{GATE_METRIC}", -1.0) >= bar for r in rows)
+        if main:
+            rows = run_records.load_metrics(run_dir / "metrics.parquet", run.step)
+            best = load_selection(run_dir, run.step)
+            for flag, bar in gated.items():
+                run.on[flag] = any(r.get(f"eval_{GATE_METRIC}", -1.0) >= bar for r in rows)
+        run.on = world.broadcast(run.on)
     elif init_from is not None:
         if not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from checkpoint {init_from} does not exist")
         run.warm_start(load_checkpoint(init_from), data, str(init_from))
     t0 = time.monotonic()  # the warm-up counts towards max_minutes
-    if ckpt is None and train_cfg.word_warmup > 0:
+    if resume_step is None and train_cfg.word_warmup > 0:
         run.warm_up_words(data, train_cfg.word_warmup)
     resumed_from = run.step
-    atomic_write_text(run_dir / "config.json", json.dumps({
-        "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
-        "data_id": data.data_id, "device": str(device), "resumed_from": resumed_from,
-        "init_from": run.init_from,
-    }, indent=2))
+    if main:
+        atomic_write_text(run_dir / "config.json", json.dumps({
+            "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+            "data_id": data.data_id, "device": str(device), "resumed_from": resumed_from,
+            "init_from": run.init_from, "processes": world.size,
+        }, indent=2))
 
     budget = train_cfg.max_minutes * 60 if train_cfg.max_minutes > 0 else math.inf
     last_ckpt: Path | None = None
@@ -381,45 +455,20 @@ def train(
         run.G.train()
         run.D.train()
         losses = run.train_step(data)
-        row: dict[str, Any] = {"step": run.step, **losses,
-                               "seconds": time.monotonic() - t0}
-        row.update({flag: float(on) for flag, on in run.on.items()})  # the state this step trained with
-        improved = False
-        # The step the budget ends on is evaluated too: a run stopped at 1,629 steps would
-        # otherwise publish nothing trained after step 1,500.
-        late = time.monotonic() - t0 > budget
-        if (eval_fn is not None and train_cfg.eval_every > 0
-                and (run.step % train_cfg.eval_every == 0 or late)):
-            scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
-            row.update({f"eval_{k}": v for k, v in scores.items()})
-            for flag, bar in gated.items():
-                if run.on[flag]:
-                    continue
-                if GATE_METRIC not in scores:
-                    raise KeyError(f"[train] {GATES[flag].setting} reads {GATE_METRIC!r}, which is not "
-                                   f"one of the evaluation's metrics {sorted(scores)}")
-                # From the next step on: this step's losses were computed before it was judged.
-                run.on[flag] = scores[GATE_METRIC] >= bar
-            if train_cfg.select_by:
-                if train_cfg.select_by not in scores:
-                    raise KeyError(f"[train] select_by {train_cfg.select_by!r} is not one of the "
-                                   f"evaluation's metrics {sorted(scores)}")
-                # Ties go to the later step: as good, and trained longer.
-                improved = best is None or scores[train_cfg.select_by] >= best["value"]
-        rows.append(row)
-        out_of_time = late or time.monotonic() - t0 > budget
-        if (run.step % train_cfg.ckpt_every == 0 or run.step == train_cfg.steps or out_of_time
-                or improved):
-            last_ckpt = _checkpoint(run, data, run_dir, rows)
-        if improved:
-            best = {"checkpoint": last_ckpt.name, "step": run.step, "metric": train_cfg.select_by,
-                    "value": scores[train_cfg.select_by]}
-            atomic_write_text(run_dir / SELECTED, json.dumps(best, indent=2))
-        if progress is not None:
-            progress(run.step, train_cfg.steps, losses)
+        out_of_time = False
+        if main:
+            out_of_time, last = _after_step(run, data, run_dir, rows, losses, t0, budget, eval_fn, gated, best)
+            if last is not None:
+                last_ckpt, best = last
+            if progress is not None:
+                progress(run.step, train_cfg.steps, losses)
+        # Rank 0's decisions for the next step; this is also where the others wait for it.
+        out_of_time, run.on = world.broadcast((out_of_time, run.on))
         if out_of_time:
             stopped_early = True
             break
+    if not main:
+        return {"steps": run.step, "rank": world.rank}
     if last_ckpt is None:  # nothing left to train: the run was already complete
         found = list_checkpoints(run_dir)
         last_ckpt = found[-1] if found else _checkpoint(run, data, run_dir, rows)
@@ -434,6 +483,52 @@ def train(
         "device": str(device),
         "init_from": run.init_from,
     }
+
+
+def _after_step(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, Any]],
+                losses: dict[str, float], t0: float, budget: float, eval_fn: EvalFn | None,
+                gated: dict[str, float], best: dict[str, Any] | None,
+                ) -> tuple[bool, tuple[Path, dict[str, Any] | None] | None]:
+    """Rank 0's work after a step: log it, evaluate, open gates, select and checkpoint.
+    Returns whether the time budget is spent, and (the checkpoint written, the selection)
+    when one was written."""
+    train_cfg = run.tcfg
+    row: dict[str, Any] = {"step": run.step, **losses, "seconds": time.monotonic() - t0}
+    row.update({flag: float(on) for flag, on in run.on.items()})  # the state this step trained with
+    improved = False
+    scores: dict[str, float] = {}
+    # The step the budget ends on is evaluated too: a run stopped at 1,629 steps would
+    # otherwise publish nothing trained after step 1,500.
+    late = time.monotonic() - t0 > budget
+    if (eval_fn is not None and train_cfg.eval_every > 0
+            and (run.step % train_cfg.eval_every == 0 or late)):
+        scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
+        row.update({f"eval_{k}": v for k, v in scores.items()})
+        for flag, bar in gated.items():
+            if run.on[flag]:
+                continue
+            if GATE_METRIC not in scores:
+                raise KeyError(f"[train] {GATES[flag].setting} reads {GATE_METRIC!r}, which is not "
+                               f"one of the evaluation's metrics {sorted(scores)}")
+            # From the next step on: this step's losses were computed before it was judged.
+            run.on[flag] = scores[GATE_METRIC] >= bar
+        if train_cfg.select_by:
+            if train_cfg.select_by not in scores:
+                raise KeyError(f"[train] select_by {train_cfg.select_by!r} is not one of the "
+                               f"evaluation's metrics {sorted(scores)}")
+            # Ties go to the later step: as good, and trained longer.
+            improved = best is None or scores[train_cfg.select_by] >= best["value"]
+    rows.append(row)
+    out_of_time = late or time.monotonic() - t0 > budget
+    if not (run.step % train_cfg.ckpt_every == 0 or run.step == train_cfg.steps or out_of_time
+            or improved):
+        return out_of_time, None
+    path = _checkpoint(run, data, run_dir, rows)
+    if improved:
+        best = {"checkpoint": path.name, "step": run.step, "metric": train_cfg.select_by,
+                "value": scores[train_cfg.select_by]}
+        atomic_write_text(run_dir / SELECTED, json.dumps(best, indent=2))
+    return out_of_time, (path, best)
 
 
 def _checkpoint(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, Any]]) -> Path:

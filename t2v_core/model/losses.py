@@ -48,9 +48,12 @@ def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     return hot
 
 
-def word_loss(logits: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+def word_loss(logits: torch.Tensor, words: torch.Tensor, per_caption: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-label BCE of word logits (B, V) against a bag of words (B, V), summed over the
     vocabulary and divided by the words per caption: about one BCE term per caption word,
-    so the weight does not depend on the vocabulary's size."""
+    so the weight does not depend on the vocabulary's size. ``per_caption``: that divisor
+    for the whole batch when ``words`` is one rank's slice of it (default: these rows')."""
     per = F.binary_cross_entropy_with_logits(logits.float(), words, reduction="none").sum(1)
-    return per.mean() / words.sum(1).mean().clamp(min=1)
+    if per_caption is None:
+        per_caption = words.sum(1).mean()
+    return per.mean() / per_caption.to(per.device).clamp(min=1)

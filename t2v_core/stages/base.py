@@ -90,12 +90,17 @@ class ShardSpec:
     items: tuple[str, ...] = ()  # for frames: the video hashes in this shard
 
 
+def artifact_key(ctx: Context, stage: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
+    """The cache key of a stage's artifact: its settings, its inputs' keys and its code."""
+    return stage_key(stage, params, sorted(inputs.items()), ctx.code(stage.removesuffix("-shard")))
+
+
 def build_artifact(ctx: Context, stage: str, params: dict[str, Any], inputs: dict[str, str],
                    build: Callable[[Path], dict[str, int]], keep_partial: bool = False,
                    extra: dict[str, Any] | None = None) -> ArtifactRef:
     """Return the cached artifact for these inputs, or build and commit it. ``stage`` is the
     artifact's stage (``frames-shard`` for a shard of frames)."""
-    key = stage_key(stage, params, sorted(inputs.items()), ctx.code(stage.removesuffix("-shard")))
+    key = artifact_key(ctx, stage, params, inputs)
     found = ctx.store.get(stage, key)
     if found is not None:
         return found
