@@ -17,6 +17,11 @@ accuracy with attention over without it.
     .venv/bin/python benchmarks/gan_accuracy.py --workspace /tmp/ws --json /tmp/gan.json
     .venv/bin/python benchmarks/gan_accuracy.py --seed 1 --no-ablation   # another training seed
     .venv/bin/python benchmarks/gan_accuracy.py --parallel   # both trainings at once, 1 thread each
+    .venv/bin/python benchmarks/gan_accuracy.py --no-ablation --curve 5 10 20 30   # all-correct vs minutes
+
+With ``--curve``, training runs for the largest of the given minutes (checkpoints every
+100 steps), and the checkpoint last written before each mark is judged as the evaluate stage
+judges (its prompts, seed and variety pairs): the gap to a missed bar, measured.
 """
 
 from __future__ import annotations
@@ -76,6 +81,37 @@ def run_variant(profile: Profile, workspace: Path) -> dict[str, Any]:
     }
 
 
+def curve(profile: Profile, train_dir: Path, minutes: list[float]) -> list[dict[str, Any]]:
+    """All-correct and the other bars' figures of the checkpoint last written before each
+    of ``minutes`` of training (metrics.parquet's seconds since training began)."""
+    import pyarrow.parquet as pq
+
+    from t2v_core.assess import judge_model
+    from t2v_core.checkpoints import list_checkpoints
+    from t2v_core.generate import Text2Video
+
+    seconds = pq.read_table(train_dir / "metrics.parquet", columns=["step", "seconds"]).to_pandas()
+    at = dict(zip(seconds["step"], seconds["seconds"], strict=True))
+    saved = [(int(p.stem.split("-")[1]), p) for p in list_checkpoints(train_dir)]
+    ev = profile.evaluate
+    points = []
+    for mark in minutes:
+        before = [(step, path) for step, path in saved if at.get(step, float("inf")) <= mark * 60]
+        if not before:
+            points.append({"minutes": mark, "step": None})
+            print(f"   curve: {mark:g} min: no checkpoint yet", flush=True)
+            continue
+        step, path = before[-1]
+        m, _, _ = judge_model(Text2Video.from_checkpoint(path), ev.prompts_per_split, ev.variety_pairs, ev.seed)
+        points.append({"minutes": mark, "step": step, "seen_all_correct": m["seen"]["all_correct"],
+                       "held_out_all_correct": m["held_out"]["all_correct"],
+                       "coherence": m["coherence"]["coherent_share"], "variety": m["variety"]})
+        print(f"   curve: {mark:g} min, step {step}: all-correct {m['seen']['all_correct']:.3f} seen / "
+              f"{m['held_out']['all_correct']:.3f} held-out, coherence {m['coherence']['coherent_share']:.3f}, "
+              f"variety {m['variety']:.3f}", flush=True)
+    return points
+
+
 def bar_values(r: dict[str, Any]) -> dict[str, float]:
     return {
         "seen_all_correct": r["seen"]["all_correct"],
@@ -118,6 +154,8 @@ def main() -> None:
     ap.add_argument("--spatial-ablation", action="store_true",
                     help="also train without the spatial (per-location) attention")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--curve", type=float, nargs="+", default=None, metavar="MINUTES",
+                    help="train for the largest, judge the checkpoint before each mark")
     ap.add_argument("--parallel", action="store_true",
                     help="train the two variants side by side, each on 1 torch thread")
     args = ap.parse_args()
@@ -129,6 +167,8 @@ def main() -> None:
         profile = profile.override(train={"seed": args.seed})
     if args.threads is not None:
         profile = profile.override(train={"threads": args.threads})
+    if args.curve:
+        profile = profile.override(train={"max_minutes": max(args.curve), "ckpt_every": 100})
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="t2v-gan-bench-"))
     print(f"profile {profile.name}: {profile.model.height}x{profile.model.width}, {profile.model.frames} frames, "
           f"{profile.synth.n_videos} videos, <= {profile.train.steps} steps, "
@@ -140,6 +180,9 @@ def main() -> None:
     if args.no_ablation:
         results["attention"] = run_variant(profile, workspace)
         show("with attention", results["attention"])
+        if args.curve:
+            train_dir = Path(results["attention"]["checkpoint"]).parent
+            results["curve"] = curve(profile, train_dir, sorted(args.curve))
     else:
         ablated = profile.without_attention()
         if args.parallel:
