@@ -104,7 +104,7 @@ class _Run:
         # when there are several ranks (its gradient average is armed by the wrapped
         # module's forward, which is why D's loss is one module, _DiscriminatorLoss).
         self.G_fwd: nn.Module = self.G
-        self.D_loss: nn.Module = _DiscriminatorLoss(self.D, model_cfg, train_cfg, world)
+        self.D_loss: nn.Module = _DiscriminatorLoss(self.D, train_cfg, world)
         if world.distributed:
             sync_batch_norm(self.G, device)
             ids = [device.index] if device.type == "cuda" else None
@@ -202,90 +202,87 @@ class _Run:
         this classifier; from scratch it told small circles from squares at chance after
         100 steps (and at 0.64-0.85 after 400), while G's masks settle into shapes they are
         slow to leave. The draws come from their own seeded stream, so a rerun repeats them."""
-        tcfg, dev, world = self.tcfg, self.device, self.world
-        part = world.part(tcfg.batch_size)
         loss = torch.zeros(())
         for i in range(steps):
-            b = sample_batch(data, tcfg.batch_size, step_rng(tcfg.seed + WARMUP_STREAM, i), part)
-            everyone = bag_of_words(b["ids"], self.cfg.vocab_size)
-            loss = self.D_loss(real=b["video"].to(dev), bag=everyone[part].to(dev),
-                               per_caption=everyone.sum(1).mean())
+            loss = self.D_loss(self.rows(data, step_rng(self.tcfg.seed + WARMUP_STREAM, i)))
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
         return float(loss.detach())
 
-    def train_step(self, data: TrainData) -> dict[str, float]:
-        """One D step and one G step on the step's global batch; this rank computes its
-        slice (t2v_core/distributed.py says how N ranks add up to one process)."""
-        cfg, tcfg, dev, world = self.cfg, self.tcfg, self.device, self.world
-        gen = step_rng(tcfg.seed, self.step)
+    def rows(self, data: TrainData, gen: torch.Generator) -> _Rows:
+        """This rank's rows of the batch that ``gen`` draws (the whole batch is drawn on
+        every rank, so the data do not depend on the number of ranks)."""
+        cfg, tcfg, dev = self.cfg, self.tcfg, self.device
         batch = tcfg.batch_size
-        part = world.part(batch)
+        part = self.world.part(batch)
         b = sample_batch(data, batch, gen, part)
         z_all = torch.randn(batch, cfg.z_dim, generator=gen)
         half = batch // 2
-        diversity = tcfg.diversity_weight > 0 and half > 0
-        contrastive = tcfg.contrastive_weight > 0
-        words = tcfg.word_weight > 0
         # The generated rows, as indices into the batch, and those with distinct captions.
         order = unique = torch.arange(batch)
-        if diversity:
+        paired = tcfg.diversity_weight > 0 and half > 0
+        if paired:
             # Generated videos come in pairs: caption i with two different z, so the
             # mode-seeking term can compare them. Real videos keep their own captions.
             order = torch.cat([order[:half], order[:half], order[2 * half:]])
             unique = torch.cat([unique[:half], unique[2 * half:]])
-        ids_all, lens_all = b["ids"], b["lengths"]
-        real, ids, lens = b["video"].to(dev), ids_all[part].to(dev), lens_all[part]
-        wrong_ids, wrong_lens = b["wrong_ids"][part].to(dev), b["wrong_lengths"][part]
-        gen_ids, gen_lens = ids_all[order][part].to(dev), lens_all[order][part]
-        z = z_all[part].to(dev)
-        # The word loss divides by the words per caption of the whole batch, not the slice's.
-        bag = gen_bag = per_caption = gen_per_caption = None
-        if words:
-            everyone, generated = bag_of_words(ids_all, cfg.vocab_size), bag_of_words(ids_all[order], cfg.vocab_size)
-            bag, gen_bag = everyone[part].to(dev), generated[part].to(dev)
-            per_caption, gen_per_caption = everyone.sum(1).mean(), generated.sum(1).mean()
+        ids, lens = b["ids"], b["lengths"]
+        rows = _Rows(real=b["video"].to(dev), ids=ids[part].to(dev), lens=lens[part],
+                     wrong_ids=b["wrong_ids"][part].to(dev), wrong_lens=b["wrong_lengths"][part],
+                     gen_ids=ids[order][part].to(dev), gen_lens=lens[order][part], z=z_all[part].to(dev),
+                     z_all=z_all.to(dev), unique=unique.to(dev), paired=paired, half=half)
+        if tcfg.word_weight > 0:
+            # The word loss divides by the words per caption of the whole batch, not the slice's.
+            real, generated = bag_of_words(ids, cfg.vocab_size), bag_of_words(ids[order], cfg.vocab_size)
+            rows.bag, rows.gen_bag = real[part].to(dev), generated[part].to(dev)
+            rows.per_caption, rows.gen_per_caption = real.sum(1).mean(), generated.sum(1).mean()
+        return rows
+
+    def train_step(self, data: TrainData) -> dict[str, float]:
+        """One D step and one G step on the step's batch; this rank computes its rows
+        (t2v_core/distributed.py says how N ranks add up to one process)."""
+        tcfg, dev, world, D = self.tcfg, self.device, self.world, self.D
+        r = self.rows(data, step_rng(tcfg.seed, self.step))
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
         with amp:
-            fake, _ = self.G_fwd(gen_ids, gen_lens, z)
-            loss_d, (rv, fv, mv) = self.D_loss(
-                real=real, bag=bag, per_caption=per_caption, ids=ids, lens=lens, fake=fake.detach(),
-                gen_ids=gen_ids, gen_lens=gen_lens, wrong_ids=wrong_ids, wrong_lens=wrong_lens,
-                gen_bag=gen_bag, gen_per_caption=gen_per_caption)
+            fake, _ = self.G_fwd(r.gen_ids, r.gen_lens, r.z)
+            loss_d, (rv, fv, mv) = self.D_loss(r, fake.detach())
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
         # G step (non-saturating for bce), against the updated D. D is called unwrapped:
         # the gradients this gives D's weights are not used (the next D step zeroes them).
-        ce = torch.nn.functional.cross_entropy
         with amp:
-            s_gen = self.D.encode_text(gen_ids, gen_lens).detach()
-            fake_feats = self.D.features(fake)
-            gv, gf = self.D.score(fake_feats, s_gen)
+            s_gen = D.encode_text(r.gen_ids, r.gen_lens).detach()
+            fake_feats = D.features(fake)
+            gv, gf = D.score(fake_feats, s_gen)
             loss_g = g_loss(gv) + g_loss(gf)
-            if contrastive:
-                rows = (world.gather(fake_feats[0])[unique], world.gather(fake_feats[1])[unique])
-                match = self.D.match(rows, world.gather(s_gen)[unique]).float()
-                loss_g = loss_g + tcfg.contrastive_weight * ce(match, torch.arange(len(unique), device=dev))
-            if words:
-                fake_w = self.D.word_features(fake)
-                loss_g = loss_g + tcfg.word_weight * word_loss(self.D.word_head(fake_w), gen_bag, gen_per_caption)
-                if self.D.word_critic is not None:
-                    loss_g = loss_g + g_loss(self.D.word_critic(fake_w, s_gen))
-                if self.D.word_twin is not None and self.on["twin_on"]:
+            if tcfg.contrastive_weight > 0:
+                u = r.unique
+                match = D.match((world.gather(fake_feats[0])[u], world.gather(fake_feats[1])[u]),
+                                world.gather(s_gen)[u]).float()
+                loss_g = loss_g + tcfg.contrastive_weight * torch.nn.functional.cross_entropy(
+                    match, torch.arange(len(u), device=dev))
+            if tcfg.word_weight > 0:
+                fake_w = D.word_features(fake)
+                loss_g = loss_g + tcfg.word_weight * word_loss(D.word_head(fake_w), r.gen_bag, r.gen_per_caption)
+                if D.word_critic is not None:
+                    loss_g = loss_g + g_loss(D.word_critic(fake_w, s_gen))
+                if D.word_twin is not None and self.on["twin_on"]:
                     loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
-                        self.D.word_twin(fake_w), gen_bag, gen_per_caption)
-            if diversity:
+                        D.word_twin(fake_w), r.gen_bag, r.gen_per_caption)
+            if r.paired:
                 # Mode seeking (MSGAN) on the first frames of two draws of each caption, at
                 # the resolution of the ConvLSTM's state (block means): where things are,
                 # not pixel texture, which a decoder of whole frames can vary with z at no
                 # cost to anything else (on pixels, z bought speckles and coherence fell).
                 first = world.gather(torch.nn.functional.avg_pool2d(fake[:, 0], 2 ** UPSAMPLINGS))
+                h = r.half
                 loss_g = loss_g + tcfg.diversity_weight * mode_seeking(
-                    first[:half], first[half:2 * half], z_all[:half].to(dev), z_all[half:2 * half].to(dev))
+                    first[:h], first[h:2 * h], r.z_all[:h], r.z_all[h:2 * h])
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -301,29 +298,49 @@ class _Run:
             })
 
 
+@dataclass
+class _Rows:
+    """One rank's rows of a step's batch, on the device (the whole batch for one process)."""
+
+    real: torch.Tensor  # (b, T, 3, H, W) real clips in [-1, 1]
+    ids: torch.Tensor  # their captions (b, L), and lengths (b,) on CPU
+    lens: torch.Tensor
+    wrong_ids: torch.Tensor  # a caption of another clip for each real one
+    wrong_lens: torch.Tensor
+    gen_ids: torch.Tensor  # what G draws: captions and noise
+    gen_lens: torch.Tensor
+    z: torch.Tensor
+    z_all: torch.Tensor  # the whole batch's noise (mode seeking compares pairs across ranks)
+    unique: torch.Tensor  # rows of the whole batch's generated videos with distinct captions
+    paired: bool  # mode seeking is on: generated rows i and half + i share a caption
+    half: int
+    bag: torch.Tensor | None = None  # words of the real and of the generated captions
+    gen_bag: torch.Tensor | None = None
+    per_caption: torch.Tensor | None = None  # words per caption over the whole batch
+    gen_per_caption: torch.Tensor | None = None
+
+
 class _DiscriminatorLoss(nn.Module):
     """D's loss for one step, as a module's forward so that DistributedDataParallel can wrap
-    it. With only ``real``, ``bag`` and ``per_caption``: the word classifier's warm-up loss.
+    it. Without ``fake``: the word classifier's warm-up loss.
 
     Real + caption -> real; fake + caption and real + wrong caption -> fake; the contrastive
     matrix over the whole batch (gathered from every rank); the word classifier on real
     clips, its twin on G's, and the critic on the word features."""
 
-    def __init__(self, D: Discriminator, cfg: ModelConfig, tcfg: TrainConfig, world: World):
+    def __init__(self, D: Discriminator, tcfg: TrainConfig, world: World):
         super().__init__()
         self.D = D
-        self.cfg, self.tcfg, self.world = cfg, tcfg, world
+        self.tcfg, self.world = tcfg, world
 
-    def forward(self, real: torch.Tensor, bag: torch.Tensor | None, per_caption: torch.Tensor | None,
-                ids: torch.Tensor | None = None, **rest: Any) -> Any:
+    def forward(self, r: _Rows, fake: torch.Tensor | None = None) -> Any:
         D, tcfg = self.D, self.tcfg
-        if ids is None:
-            return tcfg.word_weight * word_loss(D.words(real), bag, per_caption)
-        lens, fake, gen_ids, gen_lens = rest["lens"], rest["fake"], rest["gen_ids"], rest["gen_lens"]
-        s = D.encode_text(ids, lens)
-        s_gen = D.encode_text(gen_ids, gen_lens)
-        s_wrong = D.encode_text(rest["wrong_ids"], rest["wrong_lens"])
-        real_feats = D.features(real)
+        if fake is None:
+            return tcfg.word_weight * word_loss(D.words(r.real), r.bag, r.per_caption)
+        s = D.encode_text(r.ids, r.lens)
+        s_gen = D.encode_text(r.gen_ids, r.gen_lens)
+        s_wrong = D.encode_text(r.wrong_ids, r.wrong_lens)
+        real_feats = D.features(r.real)
         rv, rf = D.score(real_feats, s)
         fv, ff = D.score(D.features(fake), s_gen)
         mv, mf = D.score(real_feats, s_wrong)  # the same real features, wrong text
@@ -335,14 +352,13 @@ class _DiscriminatorLoss(nn.Module):
             loss = loss + tcfg.contrastive_weight * torch.nn.functional.cross_entropy(match, target)
         if tcfg.word_weight > 0:
             # Learned from real videos only: a fake must earn its words.
-            real_w = D.word_features(real)
-            loss = loss + tcfg.word_weight * word_loss(D.word_head(real_w), bag, per_caption)
+            real_w = D.word_features(r.real)
+            loss = loss + tcfg.word_weight * word_loss(D.word_head(real_w), r.bag, r.per_caption)
             fake_w = None
             if D.word_twin is not None:
                 # The twin learns the words of G's videos, on features it does not train.
                 fake_w = D.word_features(fake).detach()
-                loss = loss + tcfg.word_weight * word_loss(D.word_twin(fake_w), rest["gen_bag"],
-                                                           rest["gen_per_caption"])
+                loss = loss + tcfg.word_weight * word_loss(D.word_twin(fake_w), r.gen_bag, r.gen_per_caption)
             if D.word_critic is not None:
                 # The critic on top of the word features; it does not train them.
                 if fake_w is None:
