@@ -75,6 +75,7 @@ def run_variant(profile: Profile, workspace: Path) -> dict[str, Any]:
         "held_out": judged["held_out"],
         "coherence": judged["coherence"],
         "variety": judged.get("variety"),
+        "outline_deviation": judged.get("outline_deviation"),
         "generic": {k: metrics[k] for k in ("text_video", "frechet", "kid", "motion")},
         "checkpoint": str(Path(refs["train"].path) / metrics.get("checkpoint", "")),
         "selected": summary.get("selected"),
@@ -105,10 +106,13 @@ def curve(profile: Profile, train_dir: Path, minutes: list[float]) -> list[dict[
         m, _, _ = judge_model(Text2Video.from_checkpoint(path), ev.prompts_per_split, ev.variety_pairs, ev.seed)
         points.append({"minutes": mark, "step": step, "seen_all_correct": m["seen"]["all_correct"],
                        "held_out_all_correct": m["held_out"]["all_correct"],
-                       "coherence": m["coherence"]["coherent_share"], "variety": m["variety"]})
+                       "coherence": m["coherence"]["coherent_share"], "variety": m["variety"],
+                       "outline_deviation": m["outline_deviation"]})
+        dev = m["outline_deviation"]
         print(f"   curve: {mark:g} min, step {step}: all-correct {m['seen']['all_correct']:.3f} seen / "
               f"{m['held_out']['all_correct']:.3f} held-out, coherence {m['coherence']['coherent_share']:.3f}, "
-              f"variety {m['variety']:.3f}", flush=True)
+              f"variety {m['variety']:.3f}, outline deviation median {dev['median']} px "
+              f"(p90 {dev['p90']}, within 0.42: {dev['within_tolerance']})", flush=True)
     return points
 
 
@@ -134,6 +138,10 @@ def show(name: str, r: dict[str, Any]) -> None:
     c = r["coherence"]
     print(f"   coherence {c['coherent_share']:.3f}  smoothness (std/mean of steps) {c['smoothness']}"
           f"  variety {r['variety']:.3f}")
+    d = r.get("outline_deviation") or {}
+    if d.get("median") is not None:
+        print(f"   outline deviation from the nearest corpus shape: median {d['median']:.2f} px, p90 {d['p90']:.2f} px, "
+              f"{d['within_tolerance']:.3f} within the judge's 0.42 px (real clips: median about 0.17)")
     tv, fr = r["generic"]["text_video"], r["generic"]["frechet"]
     print(f"   generic: R-precision {tv['r_precision']:.3f} (worst seed set {tv['r_precision_worst']:.3f}; "
           f"real clips {tv['r_precision_real']:.3f}, chance {tv['r_precision_chance']:.3f}, pool {tv['pool']}); "

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from t2v_core.corpus import synthetic as syn
-from t2v_core.judge import Judgement, judge_clip, judge_many
+from t2v_core.judge import TOLERANCE, Judgement, judge_clip, judge_many
 
 ATTRIBUTES = ("colour", "shape", "size", "direction")
 
@@ -117,7 +117,19 @@ def evaluate_clips(clips: np.ndarray, expected: Sequence[dict[str, Any]]) -> dic
         for name, idx in by_split.items()
     }
     out["coherence"] = temporal_coherence(judged)
+    out["outline_deviation"] = outline_deviation(judged)
     return out
+
+
+def outline_deviation(judgements: Sequence[Judgement]) -> dict[str, float | None]:
+    """How far generated outlines miss the nearest corpus shape, in px over every frame with
+    an object: median, 90th percentile, and the share within the judge's tolerance. Shape
+    right or wrong is a step at TOLERANCE; this says how far a model is from it."""
+    values = np.array([d for j in judgements for d in j.frame_deviations if np.isfinite(d)])
+    if not len(values):
+        return {"median": None, "p90": None, "within_tolerance": None}
+    return {"median": float(np.median(values)), "p90": float(np.percentile(values, 90)),
+            "within_tolerance": float((values <= TOLERANCE).mean())}
 
 
 def evaluation_prompts(n_per_split: int, seed: int) -> list[dict[str, Any]]:

@@ -159,7 +159,7 @@ def shape_detections(clip: np.ndarray) -> list[list[Detection]]:
         value, labels, objects = components(frame, _min_area(frame))
         dets = []
         for i in objects:
-            colour, shape, extent, centroid = measure_object(frame, value, labels == i)
+            colour, shape, extent, centroid, _ = measure_object(frame, value, labels == i)
             look = np.array([n in (colour, shape) for n in _LOOK_NAMES], np.float32)
             dets.append(Detection(centroid, look / look.sum(), {"colour": colour, "shape": shape}, extent))
         out.append(dets)

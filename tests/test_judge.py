@@ -14,7 +14,8 @@ from t2v_core import judge_objects as jo
 from t2v_core.config import SynthConfig
 from t2v_core.corpus import nearmiss as nm
 from t2v_core.corpus import synthetic as syn
-from t2v_core.judge import OTHER, Judgement, judge_clip, judge_many, nearest_colour
+from t2v_core.assess import outline_deviation
+from t2v_core.judge import OTHER, TOLERANCE, Judgement, judge_clip, judge_many, nearest_colour
 from t2v_core.video import read_video
 from t2v_core.writers import write_video
 
@@ -159,6 +160,19 @@ def test_real_shapes_read_right_at_both_sizes_and_after_webm(tmp_path, side, fra
             j = judge_clip(seen)
             assert (j.shape, j.size) == (shape, size), (colour, shape, size, side, j.frame_shapes)
             assert j.coherent
+            assert max(j.frame_deviations) <= TOLERANCE
+
+
+def test_outline_deviation_says_how_far_a_near_miss_is():
+    real = [judge_clip(syn.render_clip("red", s, "large", "left", height=32, width=32, frames=8,
+                                       rng=np.random.default_rng(k))) for k, s in enumerate(syn.SHAPES)]
+    misses = [judge_clip(near_miss(name, 32, 8, "large", k))
+              for k, name in enumerate(("lumpy circle", "pentagon", "rounded square"))]
+    real_dev, miss_dev = outline_deviation(real), outline_deviation(misses)
+    assert real_dev["within_tolerance"] == 1.0 and real_dev["median"] < 0.3
+    assert miss_dev["within_tolerance"] == 0.0 and miss_dev["median"] > TOLERANCE
+    blank = judge_clip(np.zeros((4, 32, 32, 3), np.uint8))
+    assert np.isnan(blank.frame_deviations).all() and outline_deviation([blank])["median"] is None
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.png")), ids=lambda p: p.stem)
