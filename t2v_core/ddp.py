@@ -114,9 +114,10 @@ def launch(job: Path, launch: Launch, timeout: float | None = None) -> dict[str,
     return json.loads((run_dir / SUMMARY).read_text())
 
 
-def wait_for_job(run_dir: Path, timeout: float = JOB_WAIT_SECONDS) -> Path:
-    """A worker node's job: the one node 0 writes into the shared run folder."""
-    path = Path(run_dir) / JOB
+def wait_for_job(path: Path, timeout: float = JOB_WAIT_SECONDS) -> Path:
+    """``path`` once it exists: a worker node's job is the one node 0 writes into the shared
+    run folder, and a worker node may get there first."""
+    path = Path(path)
     deadline = time.monotonic() + timeout
     while not path.is_file():
         if time.monotonic() > deadline:
@@ -172,4 +173,4 @@ def run_rank(job_path: Path) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: torchrun [torchrun options] -m t2v_core.ddp RUN_DIR/ddp-job.json")
-    run_rank(wait_for_job(Path(sys.argv[1]).parent) if not Path(sys.argv[1]).is_file() else Path(sys.argv[1]))
+    run_rank(wait_for_job(Path(sys.argv[1])))

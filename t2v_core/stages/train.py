@@ -83,7 +83,7 @@ def _worker_node(ctx: Context, params: dict[str, Any], keys: dict[str, str], lau
     key = artifact_key(ctx, "train", params, keys)
     if (ref := ctx.store.get("train", key)) is not None:  # trained already: node 0 found it cached
         return ref
-    ddp.launch(ddp.wait_for_job(ctx.store.path("train", key)), launch)
+    ddp.launch(ddp.wait_for_job(ctx.store.path("train", key) / ddp.JOB), launch)
     while (ref := ctx.store.get("train", key)) is None:  # node 0 commits after its last rank
         time.sleep(1.0)
     return ref
