@@ -100,8 +100,8 @@ def world_from_env() -> World:
 
 class GatheredBatchNorm2d(nn.BatchNorm2d):
     """Batch norm over the rows of every rank, on CPU (``nn.SyncBatchNorm`` refuses CPU
-    tensors). The per-channel sums and sums of squares are all-reduced with autograd, so
-    the backward carries every rank's gradient through the shared statistics. The state
+    tensors). Every rank's per-channel sums and sums of squares are gathered with autograd
+    and added, so the backward carries every rank's gradient through the shared statistics. The state
     dict is BatchNorm2d's: a checkpoint does not know how it was trained."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

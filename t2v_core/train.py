@@ -498,6 +498,7 @@ def train(
         "selected": best,
         "device": str(device),
         "init_from": run.init_from,
+        "captions": len(data.caption_clip),
     }
 
 

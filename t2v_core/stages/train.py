@@ -13,7 +13,6 @@ from t2v_core.stages.base import Context, Stage, build_artifact, corpus_of
 from t2v_core.store import ArtifactRef
 
 
-
 def build(ctx: Context, inputs: dict[str, ArtifactRef], init_from: ArtifactRef | None = None,
           progress: Callable[[int, int, dict], None] | None = None) -> ArtifactRef:
     """Train the GAN on the ingest, embed and frames artifacts, validated through match's model.
@@ -21,11 +20,12 @@ def build(ctx: Context, inputs: dict[str, ArtifactRef], init_from: ArtifactRef |
     ``init_from`` (a committed training run) warm-starts the networks from its published
     checkpoint: nightly retraining can continue from the previous model. It is part of
     the key, so a warm-started run never shares a folder with a cold one."""
+    import numpy as np
+
+    from t2v_core import ddp
     from t2v_core import train as trainer
     from t2v_core.checkpoints import require_published
     from t2v_core.datasets import train_data
-
-    from t2v_core import ddp
     from t2v_core.validation import validation
 
     ingest_ref, embed_ref, frames_ref, match_ref = (inputs[s] for s in STAGE.inputs)
@@ -35,14 +35,14 @@ def build(ctx: Context, inputs: dict[str, ArtifactRef], init_from: ArtifactRef |
     warm = require_published(Path(init_from.path)) if init_from is not None else None
 
     def build_into(out: Path) -> dict[str, int]:
-        data = train_data(ingest_ref, embed_ref, frames_ref)
-        model_cfg = dataclasses.replace(
-            ctx.profile.model, word_dim=int(data.embeddings.shape[1]), vocab_size=len(data.vocab)
-        )
-        if launch.distributed:
+        # The word vectors' width; the vocabulary's size is filled in by train() from the data.
+        vectors = np.load(embed_ref.file("embedding_matrix.npy"), mmap_mode="r")
+        model_cfg = dataclasses.replace(ctx.profile.model, word_dim=int(vectors.shape[1]))
+        if launch.distributed:  # every rank loads the clips itself; this process does not
             job = ddp.write_job(out, inputs, model_cfg, tcfg, warm, prompt_reader(ctx))
             summary = ddp.launch(job, launch)
         else:
+            data = train_data(ingest_ref, embed_ref, frames_ref)
             report = progress
             if report is None and ctx.progress is not None:
                 report = lambda step, total, _logs: ctx.progress("train", step, total)  # noqa: E731
@@ -53,7 +53,7 @@ def build(ctx: Context, inputs: dict[str, ArtifactRef], init_from: ArtifactRef |
             )
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         return {"steps": int(summary.get("steps", ctx.profile.train.steps)),
-                "captions": int(len(data.caption_clip))}
+                "captions": int(summary["captions"])}
 
     # How many processes train is left out of the key: N ranks train what one process
     # does, within a tolerance (t2v_core/distributed.py), so a run may resume with another N.
