@@ -216,6 +216,20 @@ def test_convlstm_draws_whole_frames_in_range():
         Generator(dataclasses.replace(CFG, height=18, width=18))
 
 
+def test_convlstm_decoder_starts_without_a_checkerboard():
+    """Every sub-pixel convolution starts with one filter for all four pixels of a 2x2 block
+    (ICNR): at initialisation each frame is made of 2x2 blocks of one colour. Independent
+    filters per block position paint a periodic pattern that training has to unlearn."""
+    gen = _general()
+    ids, lengths = _batch()
+    with torch.no_grad():
+        video, _ = gen(ids, lengths, torch.randn(3, CFG.z_dim))
+    corner = video[..., ::2, ::2]
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        assert torch.allclose(video[..., dy::2, dx::2], corner, atol=1e-6)
+    assert (video[..., ::2, 2::2] - video[..., ::2, :-2:2]).abs().max() > 1e-3  # the blocks differ
+
+
 def test_convlstm_every_frame_follows_a_changed_word_and_the_noise():
     """Changing one word of a caption changes every frame of its video, not only the first
     (the words reach each step), and another z changes the video too."""

@@ -36,6 +36,24 @@ UPSAMPLINGS = 2
 WIDTH = 1
 
 
+def icnr_(conv: nn.Conv2d, scale: int = 2) -> nn.Conv2d:
+    """Initialise a convolution that feeds ``PixelShuffle(scale)`` so that the scale**2
+    sub-pixels of each output block start with one and the same filter (ICNR, Aitken et al.
+    2017): the layer starts as nearest-neighbour upsampling followed by a convolution, with
+    no checkerboard. With independent initial filters each position in a block is painted by
+    its own filter, the checkerboard of Odena et al. (2016); training can still pull the four
+    apart, and at 3,000 demo steps this did not make outlines measurably cleaner
+    (docs/experiments.md "Twin from the first step, and ICNR")."""
+    out = conv.out_channels // scale**2
+    with torch.no_grad():
+        w = conv.weight.view(out, scale**2, *conv.weight.shape[1:])
+        w.copy_(w[:, :1].expand_as(w))
+        if conv.bias is not None:
+            b = conv.bias.view(out, scale**2)
+            b.copy_(b[:, :1].expand_as(b))
+    return conv
+
+
 class SpatialWordAttention(TokenAttention):
     """TokenAttention with one query per feature-map location.
 
@@ -129,14 +147,14 @@ class FrameDecoder(nn.Module):
     def __init__(self, channels: int, content_dim: int, upsamplings: int = UPSAMPLINGS):
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, 4 * channels, 3, padding=1, bias=False), nn.PixelShuffle(2))
+            nn.Sequential(icnr_(nn.Conv2d(channels, 4 * channels, 3, padding=1, bias=False)), nn.PixelShuffle(2))
             for _ in range(upsamplings - 1))
         self.norms = nn.ModuleList(nn.BatchNorm2d(channels, affine=False) for _ in range(upsamplings - 1))
         self.films = nn.ModuleList(nn.Linear(content_dim, 2 * channels) for _ in range(upsamplings - 1))
         for film in self.films:
             nn.init.zeros_(film.weight)  # starts as plain batch norm: scale 1, shift 0
             nn.init.zeros_(film.bias)
-        self.to_rgb = nn.Sequential(nn.Conv2d(channels, 4 * 3, 3, padding=1), nn.PixelShuffle(2))
+        self.to_rgb = nn.Sequential(icnr_(nn.Conv2d(channels, 4 * 3, 3, padding=1)), nn.PixelShuffle(2))
 
     def forward(self, x: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         assert x.shape[0] == content.shape[0], (x.shape, content.shape)
@@ -178,7 +196,7 @@ class ConvLSTMDecoder(nn.Module):
         self.channels = ch
         self.content = nn.Sequential(nn.Linear(cfg.z_dim + d, d), nn.LeakyReLU(0.2))
         self.init = nn.Sequential(nn.Linear(cfg.z_dim + d, ch * (self.side // 2) ** 2), nn.LeakyReLU(0.2))
-        self.init_up = nn.Sequential(nn.Conv2d(ch, 4 * 2 * ch, 3, padding=1), nn.PixelShuffle(2))
+        self.init_up = nn.Sequential(icnr_(nn.Conv2d(ch, 4 * 2 * ch, 3, padding=1)), nn.PixelShuffle(2))
         self.spatial = (SpatialWordAttention(ch, d, d, cfg.attn_heads)
                         if cfg.attention and cfg.spatial_attention else None)
         self.cell = ConvLSTMCell(ch, d, cfg.hidden + d)
