@@ -61,7 +61,7 @@ def main() -> None:
     total = warm + args.steps
     threads = profile.train.threads or os.cpu_count() or 1
     tcfg = dataclasses.replace(profile.train, steps=total, ckpt_every=warm, eval_every=0, select_by="",
-                               word_twin_after=0.0, word_warmup=0, max_minutes=0.0, threads=threads)
+                               word_warmup=0, max_minutes=0.0, threads=threads)
     out = ws / "ddp-throughput"
     one_dir, two_dir = out / "one", out / "two"
     for d in (one_dir, two_dir):

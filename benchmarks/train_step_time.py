@@ -63,7 +63,6 @@ def seconds_per_step(profile: Profile, steps: tuple[int, int], threads: int) -> 
         for n in steps:
             cfg = dataclasses.replace(profile.train, steps=n, ckpt_every=max(steps) * 10, eval_every=0,
                                       word_warmup=0, select_by="", max_minutes=0.0, threads=threads,
-                                      word_twin_after=0.0,  # every term from step 1
                                       device="cpu")
             start = time.perf_counter()
             train(data, model, cfg, os.path.join(tmp, f"{profile.name}-{n}"))

@@ -164,7 +164,6 @@ class TrainConfig:
     contrastive_weight: float = 1.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 3.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     word_twin_weight: float = 0.3  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
-    word_twin_after: float = 0.6  # G's term against the twin starts after the first evaluation whose seen_all_correct reaches this (the twin itself learns from the first step); 0 = from the first step
     word_warmup: int = 400  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 250
     eval_every: int = 250  # validation metrics (and the judge's, where the corpus has one), into metrics.parquet
@@ -192,8 +191,6 @@ def check_training(model: ModelConfig, train: TrainConfig) -> None:
                              "trains; set both or neither")
     if train.word_twin_weight < 0:
         raise ValueError(f"[train] word_twin_weight = {train.word_twin_weight} must be >= 0")
-    if not 0 <= train.word_twin_after <= 1:
-        raise ValueError(f"[train] word_twin_after = {train.word_twin_after} is an accuracy: use a value in [0, 1]")
     if train.processes < 0 or train.nnodes < 1 or not 0 <= train.node_rank < train.nnodes:
         raise ValueError(f"[train] processes = {train.processes}, nnodes = {train.nnodes}, node_rank = "
                          f"{train.node_rank}: need processes >= 0, nnodes >= 1 and 0 <= node_rank < nnodes")

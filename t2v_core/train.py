@@ -44,28 +44,8 @@ WARMUP_STREAM = 104_729
 BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twin.weight", "word_twin.bias")
 
 
-@dataclass(frozen=True)
-class _Gate:
-    setting: str  # the TrainConfig field holding the bar on GATE_METRIC; 0 = on from the first step
-    term: str  # what the gate starts, for messages
-    needs: str  # what gives a run that term, for messages
-
-
-# Terms of G's loss that can wait for the prompts to be learnt: the flag that says the term
-# is on (also its metrics.parquet column) -> its gate. _gated_terms says which a run has.
-GATES = {
-    "twin_on": _Gate("word_twin_after", "G's term against the twin", "[model] word_twin"),
-}
-# The evaluation metric that the gates wait for.
-GATE_METRIC = "seen_all_correct"
-
 Progress = Callable[[int, int, dict], None]
 EvalFn = Callable[[Text2Video], dict]
-
-
-def _gated_terms(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, bool]:
-    """Which of the GATES' terms this run's loss has."""
-    return {"twin_on": model_cfg.word_twin}
 
 
 def step_rng(seed: int, step: int) -> torch.Generator:
@@ -117,10 +97,6 @@ class _Run:
         self.opt_d = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad],
                                       lr=train_cfg.lr_d, betas=betas)
         self.step = 0
-        # The gated terms this run has (GATES), each on from the first step or once an
-        # evaluation has reached its bar (train() opens the gate; on resume, from the rows).
-        self.on = {flag: getattr(train_cfg, GATES[flag].setting) <= 0
-                   for flag, has in _gated_terms(model_cfg, train_cfg).items() if has}
         self.init_from: str | None = None  # the checkpoint a warm start copied weights from
 
     def state(self, data: TrainData) -> dict[str, Any]:
@@ -271,7 +247,7 @@ class _Run:
                 loss_g = loss_g + tcfg.word_weight * word_loss(D.word_head(fake_w), r.gen_bag, r.gen_per_caption)
                 if D.word_critic is not None:
                     loss_g = loss_g + g_loss(D.word_critic(fake_w, s_gen))
-                if D.word_twin is not None and self.on["twin_on"]:
+                if D.word_twin is not None:
                     loss_g = loss_g - tcfg.word_twin_weight * tcfg.word_weight * word_loss(
                         D.word_twin(fake_w), r.gen_bag, r.gen_per_caption)
             if r.paired:
@@ -384,7 +360,7 @@ def train(
 
     ``world``: this process's rank among several (t2v_core/ddp.py, under torchrun). Every
     rank trains its slice of each batch; rank 0 alone evaluates, decides (the time budget,
-    the gates) and writes, and the others follow its decisions. ``eval_fn`` and
+    the selection) and writes, and the others follow its decisions. ``eval_fn`` and
     ``progress`` are only called on rank 0.
 
     ``prompt_reader`` (the spaCy model and token form that read the captions) goes into
@@ -410,14 +386,7 @@ def train(
     model_cfg = fill_model_config(model_cfg, data)
     data.validate(model_cfg)
     check_training(model_cfg, train_cfg)
-    bars = {flag: getattr(train_cfg, gate.setting) for flag, gate in GATES.items()}
     evaluates = eval_fn is not None or not world.main  # only rank 0 is given the evaluation
-    for flag, has in _gated_terms(model_cfg, train_cfg).items():
-        gate, bar = GATES[flag], bars[flag]
-        if bar > 0 and (not has or not evaluates or train_cfg.eval_every <= 0):
-            raise ValueError(f"[train] {gate.setting} waits for an evaluation to start {gate.term}; it "
-                             f"needs {gate.needs}, eval_every > 0 and an evaluation function")
-    gated = {flag: bar for flag, bar in bars.items() if bar > 0}
     if train_cfg.select_by and (not evaluates or train_cfg.eval_every <= 0):
         raise ValueError("[train] select_by picks a checkpoint by its evaluation; it needs "
                          "eval_every > 0 and an evaluation function")
@@ -445,9 +414,6 @@ def train(
         if main:
             rows = run_records.load_metrics(run_dir / "metrics.parquet", run.step)
             best = load_selection(run_dir, run.step)
-            for flag, bar in gated.items():
-                run.on[flag] = any(r.get(f"eval_{GATE_METRIC}", -1.0) >= bar for r in rows)
-        run.on = world.broadcast(run.on)
     elif init_from is not None:
         if not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from checkpoint {init_from} does not exist")
@@ -473,13 +439,13 @@ def train(
         losses = run.train_step(data)
         out_of_time = False
         if main:
-            out_of_time, last = _after_step(run, data, run_dir, rows, losses, t0, budget, eval_fn, gated, best)
+            out_of_time, last = _after_step(run, data, run_dir, rows, losses, t0, budget, eval_fn, best)
             if last is not None:
                 last_ckpt, best = last
             if progress is not None:
                 progress(run.step, train_cfg.steps, losses)
         # Rank 0's decisions for the next step; this is also where the others wait for it.
-        out_of_time, run.on = world.broadcast((out_of_time, run.on))
+        out_of_time = world.broadcast(out_of_time)
         if out_of_time:
             stopped_early = True
             break
@@ -504,14 +470,13 @@ def train(
 
 def _after_step(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, Any]],
                 losses: dict[str, float], t0: float, budget: float, eval_fn: EvalFn | None,
-                gated: dict[str, float], best: dict[str, Any] | None,
+                best: dict[str, Any] | None,
                 ) -> tuple[bool, tuple[Path, dict[str, Any] | None] | None]:
-    """Rank 0's work after a step: log it, evaluate, open gates, select and checkpoint.
+    """Rank 0's work after a step: log it, evaluate, select and checkpoint.
     Returns whether the time budget is spent, and (the checkpoint written, the selection)
     when one was written."""
     train_cfg = run.tcfg
     row: dict[str, Any] = {"step": run.step, **losses, "seconds": time.monotonic() - t0}
-    row.update({flag: float(on) for flag, on in run.on.items()})  # the state this step trained with
     improved = False
     scores: dict[str, float] = {}
     # The step the budget ends on is evaluated too: a run stopped at 1,629 steps would
@@ -521,14 +486,6 @@ def _after_step(run: _Run, data: TrainData, run_dir: Path, rows: list[dict[str, 
             and (run.step % train_cfg.eval_every == 0 or late)):
         scores = {k: float(v) for k, v in eval_fn(run.sampler(data)).items()}
         row.update({f"eval_{k}": v for k, v in scores.items()})
-        for flag, bar in gated.items():
-            if run.on[flag]:
-                continue
-            if GATE_METRIC not in scores:
-                raise KeyError(f"[train] {GATES[flag].setting} reads {GATE_METRIC!r}, which is not "
-                               f"one of the evaluation's metrics {sorted(scores)}")
-            # From the next step on: this step's losses were computed before it was judged.
-            run.on[flag] = scores[GATE_METRIC] >= bar
         if train_cfg.select_by:
             if train_cfg.select_by not in scores:
                 raise KeyError(f"[train] select_by {train_cfg.select_by!r} is not one of the "

@@ -26,7 +26,7 @@ from t2v_core.train import _Run, train
 TINY = load_profile("tiny")
 INPUTS = ("ingest", "embed", "frames", "match")
 # No evaluation (rank 0's evaluation is the pipeline test's), so nothing waits for one.
-BARE = dict(eval_every=0, select_by="", word_twin_after=0.0, max_minutes=0.0, threads=1)
+BARE = dict(eval_every=0, select_by="", max_minutes=0.0, threads=1)
 
 
 @pytest.fixture(scope="module")

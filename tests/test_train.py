@@ -24,13 +24,13 @@ from t2v_core.train import train
 COMBOS = [("red", "circle", "small", "left"), ("blue", "triangle", "large", "up"),
           ("green", "square", "small", "down"), ("white", "circle", "large", "right")]
 # A bare recipe, each term switched on by the test that needs it (the defaults are the
-# shipped recipe, with D's word terms, the twin and its gate, and the warm-up).
+# shipped recipe, with D's word terms, the twin and the warm-up).
 MODEL = ModelConfig(frames=4, height=16, width=16, word_dim=8, text_dim=16, z_dim=8,
                     hidden=16, attn_heads=2, g_channels=4, d_channels=4, finetune_words=False,
                     word_critic=False, word_twin=False)
 TRAIN = TrainConfig(steps=4, batch_size=4, ckpt_every=2, eval_every=2, threads=1, seed=3, select_by="",
                     lr_g=2e-4, lr_d=2e-4, beta2=0.999, diversity_weight=0.0, contrastive_weight=0.0,
-                    word_weight=0.0, word_twin_weight=1.0, word_twin_after=0.0, word_warmup=0)
+                    word_weight=0.0, word_twin_weight=1.0, word_warmup=0)
 
 
 def tiny_data(n_clips: int = 8) -> TrainData:
@@ -288,46 +288,6 @@ def test_select_by_publishes_the_best_evaluated_checkpoint_and_survives_resume(t
     assert metrics["eval_seen_all_correct"].tolist() == [0.2, 0.9, 0.5]
 
 
-# The gated terms (train.GATES): each case's settings, and the one that takes its term away.
-GATED_TERMS = {
-    "twin_on": (dict(word_weight=1.0, word_twin_after=0.8), dict(word_twin=True),
-                ({}, dict(word_twin=False), r"\[model\] word_twin")),
-}
-
-
-@pytest.mark.parametrize("flag", sorted(GATED_TERMS))
-def test_a_gated_term_waits_for_the_evaluation_and_resumes_exactly(tmp_path, flag):
-    """word_twin_after: the term joins from the step after the
-    first evaluation that reaches the bar (step 4 here), and a run killed at that step
-    resumes with the gate open, to the uninterrupted run's weights. Until then the run is
-    the one whose gate never opens."""
-    over, model_over, (bad_cfg, bad_model, bad_match) = GATED_TERMS[flag]
-    model = dataclasses.replace(MODEL, **model_over)
-    cfg = dataclasses.replace(TRAIN, steps=6, ckpt_every=2, eval_every=2, lr_g=1e-2, **over)
-    setting = next(k for k in over if k.endswith("_after"))
-    whole = train(tiny_data(), model, cfg, tmp_path / "whole", eval_fn=_scripted([0.2, 0.9, 0.5]))
-    on = pd.read_parquet(tmp_path / "whole" / "metrics.parquet")[flag].tolist()
-    assert on == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
-    train(tiny_data(), model, dataclasses.replace(cfg, steps=4), tmp_path / "cut", eval_fn=_scripted([0.2, 0.9]))
-    cut = train(tiny_data(), model, cfg, tmp_path / "cut", eval_fn=_scripted([0.5]))
-    assert cut["resumed_from"] == 4
-    assert pd.read_parquet(tmp_path / "cut" / "metrics.parquet")[flag].tolist() == on
-    never = train(tiny_data(), model, cfg, tmp_path / "never", eval_fn=_scripted([0.2, 0.3, 0.5]))
-    a, b, c = (_state(Path(r["checkpoint"]))["generator"] for r in (whole, cut, never))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-    four = [_state(tmp_path / run / "ckpt-000004.pt")["generator"] for run in ("whole", "never")]
-    assert all(torch.equal(four[0][k], four[1][k]) for k in four[0])
-    for cfg_bad, model_bad, match in ((bad_cfg, bad_model, bad_match),
-                                      (dict(eval_every=0), {}, "eval_every > 0"),
-                                      ({setting: 1.5}, {}, r"\[0, 1\]")):
-        with pytest.raises(ValueError, match=match):
-            train(tiny_data(), dataclasses.replace(model, **model_bad), dataclasses.replace(cfg, **cfg_bad),
-                  tmp_path / "bad", eval_fn=_scripted([1.0] * 3))
-    with pytest.raises(KeyError, match="seen_all_correct"):
-        train(tiny_data(), model, cfg, tmp_path / "no-metric", eval_fn=lambda m: {"seen_variety": 1.0})
-
-
 def test_select_by_refuses_held_out_metrics_and_needs_an_evaluation(tmp_path):
     with pytest.raises(ValueError, match="held-out"):
         train(tiny_data(), MODEL, dataclasses.replace(TRAIN, select_by="held_out_all_correct"),
@@ -350,11 +310,11 @@ def test_the_attention_ablation_of_each_profile_trains(tmp_path):
                                            "z_dim", "hidden", "g_channels", "d_channels")}
     for name in ("demo", "full", "digits-demo", "shapes2"):
         profile = load_profile(name)
-        assert profile.model.word_twin and profile.train.word_twin_after > 0  # the gated twin
+        assert profile.model.word_twin
         ablated = profile.without_attention()
         assert not ablated.model.attention and ablated.train == profile.train
         run = dataclasses.replace(ablated.train, steps=2, batch_size=4, ckpt_every=2, eval_every=0,
-                                  select_by="", word_warmup=0, threads=1, max_minutes=0.0, word_twin_after=0.0)
+                                  select_by="", word_warmup=0, threads=1, max_minutes=0.0)
         summary = train(data, dataclasses.replace(ablated.model, **size), run, tmp_path / name)
         assert summary["steps"] == 2 and np.isfinite(summary["final_losses"]["loss_g"])
 

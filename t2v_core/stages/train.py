@@ -99,10 +99,9 @@ def prompt_reader(ctx: Context) -> dict[str, Any]:
 
 
 def settings_for_corpus(cfg: TrainConfig, judge: str) -> tuple[TrainConfig, dict[str, Any]]:
-    """A profile may lean on a corpus judge's figures: selection by one of them, terms
-    gated on its accuracy. On a corpus without that judge those fall back to the generic
-    ones, so any profile trains on any corpus: selection by R-precision, gated terms on from
-    the first step. The changes are recorded in the train artifact's manifest."""
+    """A profile may select its checkpoint by a corpus judge's figure. On a corpus without
+    that judge the selection falls back to the generic one, R-precision, so any profile
+    trains on any corpus. The change is recorded in the train artifact's manifest."""
     if judge:
         return cfg, {}
     changes: dict[str, Any] = {}
@@ -110,8 +109,6 @@ def settings_for_corpus(cfg: TrainConfig, judge: str) -> tuple[TrainConfig, dict
 
     if cfg.select_by in JUDGE_METRICS:
         changes["select_by"] = "r_precision"
-    if cfg.word_twin_after > 0:
-        changes["word_twin_after"] = 0.0
     return dataclasses.replace(cfg, **changes), changes
 
 
