@@ -204,6 +204,12 @@ def test_word_twin_learns_on_fakes_without_touching_the_real_word_classifier(tmp
             assert torch.equal(v, d_twin[k]), k
     g = runs["single"]["generator"]
     assert not all(torch.equal(v, runs["twin"]["generator"][k]) for k, v in g.items())
+    # The twin's term runs from the first step: a run cut at step 2 resumes to the same weights.
+    train(tiny_data(), dataclasses.replace(model, word_twin=True), dataclasses.replace(cfg, steps=2), tmp_path / "cut")
+    cut = _state(Path(train(tiny_data(), dataclasses.replace(model, word_twin=True), cfg, tmp_path / "cut")["checkpoint"]))
+    for part in ("generator", "discriminator"):
+        for k, v in runs["twin"][part].items():
+            assert torch.equal(v, cut[part][k]), (part, k)
     with pytest.raises(ValueError, match="word_twin_weight"):
         train(tiny_data(), dataclasses.replace(model, word_twin=True),
               dataclasses.replace(cfg, word_twin_weight=-1.0), tmp_path / "negative")
