@@ -164,6 +164,7 @@ class TrainConfig:
     contrastive_weight: float = 1.0  # XMC-GAN text-video contrastive term in D and G; 0 = off
     word_weight: float = 3.0  # D predicts the caption's words from the video, G's videos must earn theirs; 0 = off
     word_twin_weight: float = 0.3  # [model] word_twin: G's term against the twin, as a share of word_weight (TAC-GAN's is 1)
+    augment_shift: float = 0.25  # DiffAugment: every clip D sees moves by up to this share of the side (t2v_core/model/augment.py); 0 = off
     word_warmup: int = 400  # steps of D's word classifier alone on real clips before the first GAN step (needs word_weight > 0)
     ckpt_every: int = 250
     eval_every: int = 250  # validation metrics (and the judge's, where the corpus has one), into metrics.parquet
@@ -191,6 +192,9 @@ def check_training(model: ModelConfig, train: TrainConfig) -> None:
                              "trains; set both or neither")
     if train.word_twin_weight < 0:
         raise ValueError(f"[train] word_twin_weight = {train.word_twin_weight} must be >= 0")
+    if not 0 <= train.augment_shift < 0.5:
+        raise ValueError(f"[train] augment_shift = {train.augment_shift} must be in [0, 0.5): a share of the "
+                         "frame's side by which the clips D sees move (0 = off)")
     if train.processes < 0 or train.nnodes < 1 or not 0 <= train.node_rank < train.nnodes:
         raise ValueError(f"[train] processes = {train.processes}, nnodes = {train.nnodes}, node_rank = "
                          f"{train.node_rank}: need processes >= 0, nnodes >= 1 and 0 <= node_rank < nnodes")

@@ -34,6 +34,7 @@ from t2v_core.datasets import TrainData, fill_model_config, sample_batch
 from t2v_core.distributed import World, sync_batch_norm
 from t2v_core.generate import Text2Video, resolve_device
 from t2v_core.model import Discriminator, Generator, bag_of_words, d_loss, g_loss, mode_seeking, word_loss
+from t2v_core.model.augment import draw_shifts, translate
 from t2v_core.model.convlstm import UPSAMPLINGS
 from t2v_core import run_records
 from t2v_core.store import atomic_write_text
@@ -208,6 +209,11 @@ class _Run:
                      wrong_ids=b["wrong_ids"][part].to(dev), wrong_lens=b["wrong_lengths"][part],
                      gen_ids=ids[order][part].to(dev), gen_lens=lens[order][part], z=z_all[part].to(dev),
                      z_all=z_all.to(dev), unique=unique.to(dev), paired=paired, half=half)
+        if tcfg.augment_shift > 0:
+            # One offset per clip and use, drawn for the whole batch on every rank, after the
+            # batch and its noise (which stay as they are with the augmentation off).
+            aug = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+            rows.shifts = [draw_shifts(batch, cfg.height, tcfg.augment_shift, aug)[part] for _ in range(3)]
         if tcfg.word_weight > 0:
             # The word loss divides by the words per caption of the whole batch, not the slice's.
             real, generated = bag_of_words(ids, cfg.vocab_size), bag_of_words(ids[order], cfg.vocab_size)
@@ -233,7 +239,8 @@ class _Run:
         # the gradients this gives D's weights are not used (the next D step zeroes them).
         with amp:
             s_gen = D.encode_text(r.gen_ids, r.gen_lens).detach()
-            fake_feats = D.features(fake)
+            seen = r.augment(fake, 2)
+            fake_feats = D.features(seen)
             gv, gf = D.score(fake_feats, s_gen)
             loss_g = g_loss(gv) + g_loss(gf)
             if tcfg.contrastive_weight > 0:
@@ -243,7 +250,7 @@ class _Run:
                 loss_g = loss_g + tcfg.contrastive_weight * torch.nn.functional.cross_entropy(
                     match, torch.arange(len(u), device=dev))
             if tcfg.word_weight > 0:
-                fake_w = D.word_features(fake)
+                fake_w = D.word_features(seen)
                 loss_g = loss_g + tcfg.word_weight * word_loss(D.word_head(fake_w), r.gen_bag, r.gen_per_caption)
                 if D.word_critic is not None:
                     loss_g = loss_g + g_loss(D.word_critic(fake_w, s_gen))
@@ -294,6 +301,11 @@ class _Rows:
     gen_bag: torch.Tensor | None = None
     per_caption: torch.Tensor | None = None  # words per caption over the whole batch
     gen_per_caption: torch.Tensor | None = None
+    shifts: list[torch.Tensor] | None = None  # DiffAugment offsets: real and fake in D's step, fake in G's
+
+    def augment(self, video: torch.Tensor, use: int) -> torch.Tensor:
+        """``video`` as D sees it: shifted by the offsets of ``use`` (0 real, 1 fake, 2 G's step)."""
+        return video if self.shifts is None else translate(video, self.shifts[use])
 
 
 class _DiscriminatorLoss(nn.Module):
@@ -302,7 +314,9 @@ class _DiscriminatorLoss(nn.Module):
 
     Real + caption -> real; fake + caption and real + wrong caption -> fake; the contrastive
     matrix over the whole batch (gathered from every rank); the word classifier on real
-    clips, its twin on G's, and the critic on the word features."""
+    clips, its twin on G's, and the critic on the word features. Every clip, real or
+    generated, is seen through the step's DiffAugment shifts (t2v_core/model/augment.py),
+    here and in G's step: without them D learns its training clips by heart."""
 
     def __init__(self, D: Discriminator, tcfg: TrainConfig, world: World):
         super().__init__()
@@ -311,12 +325,14 @@ class _DiscriminatorLoss(nn.Module):
 
     def forward(self, r: _Rows, fake: torch.Tensor | None = None) -> Any:
         D, tcfg = self.D, self.tcfg
+        real = r.augment(r.real, 0)
         if fake is None:
-            return tcfg.word_weight * word_loss(D.words(r.real), r.bag, r.per_caption)
+            return tcfg.word_weight * word_loss(D.words(real), r.bag, r.per_caption)
+        fake = r.augment(fake, 1)
         s = D.encode_text(r.ids, r.lens)
         s_gen = D.encode_text(r.gen_ids, r.gen_lens)
         s_wrong = D.encode_text(r.wrong_ids, r.wrong_lens)
-        real_feats = D.features(r.real)
+        real_feats = D.features(real)
         rv, rf = D.score(real_feats, s)
         fv, ff = D.score(D.features(fake), s_gen)
         mv, mf = D.score(real_feats, s_wrong)  # the same real features, wrong text
@@ -328,7 +344,7 @@ class _DiscriminatorLoss(nn.Module):
             loss = loss + tcfg.contrastive_weight * torch.nn.functional.cross_entropy(match, target)
         if tcfg.word_weight > 0:
             # Learned from real videos only: a fake must earn its words.
-            real_w = D.word_features(r.real)
+            real_w = D.word_features(real)
             loss = loss + tcfg.word_weight * word_loss(D.word_head(real_w), r.bag, r.per_caption)
             fake_w = None
             if D.word_twin is not None:

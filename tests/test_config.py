@@ -30,6 +30,8 @@ def test_settings_that_only_work_together_are_checked_when_a_profile_is_built():
         load_profile("tiny").override(train={"select_by": "held_out_all_correct"})
     with pytest.raises(ValueError, match=r"unknown setting\(s\) in \[train\]: word_twin_after"):
         load_profile("demo").override(train={"word_twin_after": 0.6})  # a removed setting
+    with pytest.raises(ValueError, match=r"augment_shift = 0.5 must be in \[0, 0.5\)"):
+        load_profile("demo").override(train={"augment_shift": 0.5})
 
 
 def test_a_profile_extends_another_section_by_section(tmp_path: Path):

@@ -10,6 +10,7 @@ import torch
 
 from t2v_core.config import ModelConfig
 from t2v_core.model import Discriminator, Generator, TextEncoder, TokenAttention, bag_of_words, d_loss, g_loss, word_loss
+from t2v_core.model.augment import draw_shifts, translate
 from t2v_core.model.text_encoder import centre_vectors
 
 CFG = ModelConfig(frames=4, height=16, width=16, word_dim=8, vocab_size=12, text_dim=16,
@@ -349,3 +350,27 @@ def test_convlstm_trains_and_round_trips_through_a_checkpoint(tmp_path):
     kept = dict(ckpt, model_config={**ckpt["model_config"], "decoder": "convlstm", "look": "clip"})
     save_checkpoint(kept, tmp_path / "kept" / "ckpt-000100.pt")
     assert Text2Video.from_checkpoint(tmp_path / "kept" / "ckpt-000100.pt", device="cpu").model_config == loaded.model_config
+
+
+def test_translate_moves_every_frame_of_a_clip_by_its_own_offset():
+    video = torch.full((2, 3, 3, 8, 8), -1.0)
+    video[:, :, :, 3, 4] = 1.0  # one bright pixel at x = 4, y = 3 in every frame
+    moved = translate(video, torch.tensor([[2, -1], [0, 0]]))
+    assert moved.shape == video.shape
+    assert torch.equal(moved[1], video[1])  # a zero offset leaves the clip alone
+    ys, xs = torch.nonzero(moved[0, :, 0] > 0, as_tuple=True)[1:]
+    assert ys.tolist() == [2, 2, 2] and xs.tolist() == [6, 6, 6]  # every frame alike
+    # what comes in from outside is black, and a pixel pushed out is gone
+    edge = torch.full((1, 1, 3, 4, 4), -1.0)
+    edge[..., 0, 0] = 1.0
+    assert (translate(edge, torch.tensor([[-1, 0]])) == -1.0).all()
+    # differentiable: a generated clip's gradient flows back through the shift
+    g = video.clone().requires_grad_(True)
+    translate(g, torch.tensor([[1, 1], [-1, 0]])).sum().backward()
+    assert g.grad is not None and g.grad.abs().sum() > 0
+
+
+def test_augment_shifts_stay_within_their_share_of_the_side():
+    shifts = draw_shifts(4096, 32, 0.125, torch.Generator().manual_seed(0))
+    assert shifts.abs().max() == 4 and shifts.min() == -4
+    assert set(shifts.flatten().tolist()) == set(range(-4, 5))
