@@ -152,13 +152,37 @@ def evaluation_prompts(n_per_split: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def judge_model(model: Any, n_per_split: int, variety_pairs: int, seed: int
+def judge_model(model: Any, n_per_split: int, variety_pairs: int, seed: int, seed_sets: int = 1
                 ) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
     """Render ``n_per_split`` held-out and seen prompts with a Text2Video and judge the
-    pixels. Returns the metrics, the clips and the prompt rows they were made from."""
+    pixels, over ``seed_sets`` noise-seed sets (``over_seed_sets``). Returns the metrics,
+    the clips and the prompt rows they were made from (the first set's)."""
     rows = evaluation_prompts(n_per_split, seed)
-    metrics, clips = render_and_judge(model, rows, variety_pairs, evaluate_clips)
+    metrics, clips = over_seed_sets(model, rows, variety_pairs, evaluate_clips, seed, seed_sets)
     return metrics, clips, rows
+
+
+def over_seed_sets(model: Any, rows: list[dict[str, Any]], variety_pairs: int,
+                   judge: Callable[[np.ndarray, list[dict[str, Any]]], dict[str, Any]],
+                   seed: int, sets: int) -> tuple[dict[str, Any], np.ndarray]:
+    """``render_and_judge`` with the rows' own seeds, then with ``sets - 1`` more fixed seed
+    sets (scoring.seed_set): a model must be right for every noise draw, not for one lucky
+    set. The first set's metrics and clips, with ``seed_sets`` added: per split, each set's
+    all-correct, their mean and the worst."""
+    from t2v_core.scoring import seed_set
+
+    metrics, clips = render_and_judge(model, rows, variety_pairs, judge)
+    per_set = [metrics]
+    for k in range(1, max(1, sets)):
+        drawn = [dict(r, seed=s) for r, s in zip(rows, seed_set(seed, k, len(rows)), strict=True)]
+        per_set.append(render_and_judge(model, drawn, 0, judge)[0])
+    summary: dict[str, Any] = {"sets": len(per_set)}
+    for split in ("seen", "held_out"):
+        values = [m[split]["all_correct"] for m in per_set if m.get(split, {}).get("all_correct") is not None]
+        if values:
+            summary[split] = {"all_correct": values, "mean": float(np.mean(values)), "worst": float(min(values))}
+    metrics["seed_sets"] = summary
+    return metrics, clips
 
 
 def render_and_judge(model: Any, rows: list[dict[str, Any]], variety_pairs: int,

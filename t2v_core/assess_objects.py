@@ -22,7 +22,7 @@ import numpy as np
 
 from t2v_core import digit_classifier as dc
 from t2v_core import judge_objects as jo
-from t2v_core.assess import render_and_judge
+from t2v_core.assess import over_seed_sets
 from t2v_core.corpus import digits as dg
 from t2v_core.corpus import shapes2 as s2
 
@@ -130,13 +130,14 @@ def evaluate_scenes(judge: str, clips: np.ndarray, rows: Sequence[dict[str, Any]
 
 
 def judge_model(model: Any, judge: str, classifier: dc.DigitClassifier | None,
-                n_per_split: int, variety_pairs: int, seed: int, splits: Sequence[str] = ("train", "test")
-                ) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
+                n_per_split: int, variety_pairs: int, seed: int, splits: Sequence[str] = ("train", "test"),
+                seed_sets: int = 1) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
     """Render ``n_per_split`` prompts of each of ``splits`` with a Text2Video and judge the
-    pixels. Returns the metrics, the clips and the prompt rows they were made from."""
+    pixels, over ``seed_sets`` noise-seed sets (assess.over_seed_sets). Returns the metrics,
+    the clips and the prompt rows they were made from (the first set's)."""
     rows = evaluation_prompts(judge, n_per_split, seed, splits)
-    metrics, clips = render_and_judge(model, rows, variety_pairs,
-                                      lambda c, r: evaluate_scenes(judge, c, r, classifier))
+    metrics, clips = over_seed_sets(model, rows, variety_pairs,
+                                    lambda c, r: evaluate_scenes(judge, c, r, classifier), seed, seed_sets)
     return metrics, clips, rows
 
 

@@ -224,7 +224,7 @@ class EvaluateConfig:
     prompts_per_split: int = 100  # judge: held-out prompts and as many seen ones
     variety_pairs: int = 50  # captions drawn twice for variety
     max_captions: int = 500  # test captions rendered for the generic metrics (one per test video)
-    seed_sets: int = 5  # noise-seed sets: R-precision is reported as their mean and worst
+    seed_sets: int = 5  # noise-seed sets: R-precision and the judge's all-correct are reported as their mean and worst
     side_by_side: int = 24  # test captions on the side-by-side page
     seed: int = 1234
 

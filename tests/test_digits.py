@@ -266,7 +266,7 @@ def test_judge_tracks_two_digits_through_a_crossing(mnist, corpus):
 
 
 @pytest.mark.slow
-def test_a_tiny_digits_run_writes_metrics_with_the_judge_section(corpus, workspace):
+def test_a_tiny_digits_run_writes_metrics_with_the_judge_section(corpus, workspace, judged_over_seed_sets):
     refs = run_pipeline(TINY, workspace)
     assert refs["synth"].cached  # the corpus above: its classifier was trained once
     metrics = json.loads((Path(refs["evaluate"].path) / "metrics.json").read_text())
@@ -276,5 +276,6 @@ def test_a_tiny_digits_run_writes_metrics_with_the_judge_section(corpus, workspa
         assert judge[split]["n"] == 4  # the tiny profile's prompts_per_split
         assert {"digit", "direction", "count", "all_correct", "one", "two"} <= set(judge[split])
     assert "text_video" in metrics  # the generic metrics beside it
+    judged_over_seed_sets(judge, 2)
     train = json.loads((Path(refs["train"].path) / "_manifest.json").read_text())
     assert "adapted_to_corpus" not in train  # selected by the judge's seen_all_correct, as the profile says

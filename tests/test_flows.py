@@ -3,6 +3,7 @@ stage and shard task runs did work and which came back Cached."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def first_run(tmp_path_factory) -> tuple[Path, dict]:
     return ws, pipeline_flow(profile="tiny", workspace=str(ws))
 
 
-def test_first_run_builds_every_stage(first_run):
+def test_first_run_builds_every_stage(first_run, judged_over_seed_sets):
     ws, result = first_run
     assert set(result["ran"]) == ALL_BUILT
     assert result["cached"] == {}
@@ -34,7 +35,8 @@ def test_first_run_builds_every_stage(first_run):
     assert set(refs) == set(STAGES)
     gallery = Path(refs["render"]["path"]) / "index.html"
     assert gallery.is_file() and "<video" in gallery.read_text()
-    assert (Path(refs["evaluate"]["path"]) / "metrics.json").is_file()
+    metrics = json.loads((Path(refs["evaluate"]["path"]) / "metrics.json").read_text())
+    judged_over_seed_sets(metrics["judge"], 2)  # the tiny profile's [evaluate] seed_sets
     # Training's validation: the generic R-precision on val-side captions, and the corpus
     # judge's figures on the seen prompts, which the tiny profile selects a checkpoint by.
     evals = pd.read_parquet(Path(refs["train"]["path"]) / "metrics.parquet").dropna(subset=["eval_seen_weakest"])

@@ -162,7 +162,7 @@ def test_evaluate_figures_of_real_clips_of_the_evaluation_prompts():
 
 
 @pytest.mark.slow
-def test_a_tiny_shapes2_run_writes_metrics_with_the_judge_section(tmp_path):
+def test_a_tiny_shapes2_run_writes_metrics_with_the_judge_section(tmp_path, judged_over_seed_sets):
     # 64x64: the smallest frame today's generator draws (square, a power of two) above 48x48
     profile = load_profile("tiny").override(
         synth={"objects": 2, "n_videos": 40, "height": 64, "width": 64, "frames": 4},
@@ -174,3 +174,4 @@ def test_a_tiny_shapes2_run_writes_metrics_with_the_judge_section(tmp_path):
     assert metrics["judge"]["name"] == "shapes2"
     for split in ("seen", "held_out"):
         assert {"colour", "shape", "size", "direction", "count", "all_correct", "two"} <= set(metrics["judge"][split])
+    judged_over_seed_sets(metrics["judge"], 2)

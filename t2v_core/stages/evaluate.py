@@ -56,14 +56,14 @@ def evaluate_model(ctx: Context, checkpoint: Path, inputs: dict[str, ArtifactRef
     if name == "shapes":
         from t2v_core.assess import judge_model
 
-        judged, _, _ = judge_model(model, cfg.prompts_per_split, cfg.variety_pairs, cfg.seed)
+        judged, _, _ = judge_model(model, cfg.prompts_per_split, cfg.variety_pairs, cfg.seed, cfg.seed_sets)
         metrics["judge"] = {"name": "shapes", **judged}
     elif name in ("digits", "shapes2"):
         from t2v_core import assess_objects
 
         classifier = assess_objects.classifier_for(name, Path(ingest_ref.manifest()["params"]["manifest"]))
         judged, _, _ = assess_objects.judge_model(model, name, classifier, cfg.prompts_per_split,
-                                                  cfg.variety_pairs, cfg.seed)
+                                                  cfg.variety_pairs, cfg.seed, seed_sets=cfg.seed_sets)
         metrics["judge"] = {"name": name, **judged}
     metrics["corpus"] = corpus
     metrics["checkpoint"] = checkpoint.name
