@@ -41,6 +41,9 @@ from t2v_core.store import atomic_write_text
 
 # Seed offset of the word classifier's warm-up draws, apart from every step's (step_rng).
 WARMUP_STREAM = 104_729
+# The three ways a step shows clips to D, each with its own DiffAugment offsets: the real
+# clips and the generated ones in D's step, the generated ones in G's step.
+SEEN_AS = ("real", "fake_d", "fake_g")
 # State-dict tensors with one row per vocabulary word: a warm start copies them by token.
 BY_TOKEN = ("text.embed.weight", "word_head.weight", "word_head.bias", "word_twin.weight", "word_twin.bias")
 
@@ -213,7 +216,7 @@ class _Run:
             # One offset per clip and use, drawn for the whole batch on every rank, after the
             # batch and its noise (which stay as they are with the augmentation off).
             aug = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
-            rows.shifts = [draw_shifts(batch, cfg.height, tcfg.augment_shift, aug)[part] for _ in range(3)]
+            rows.shifts = [draw_shifts(batch, cfg.height, tcfg.augment_shift, aug)[part] for _ in SEEN_AS]
         if tcfg.word_weight > 0:
             # The word loss divides by the words per caption of the whole batch, not the slice's.
             real, generated = bag_of_words(ids, cfg.vocab_size), bag_of_words(ids[order], cfg.vocab_size)
@@ -239,7 +242,7 @@ class _Run:
         # the gradients this gives D's weights are not used (the next D step zeroes them).
         with amp:
             s_gen = D.encode_text(r.gen_ids, r.gen_lens).detach()
-            seen = r.augment(fake, 2)
+            seen = r.augment(fake, "fake_g")
             fake_feats = D.features(seen)
             gv, gf = D.score(fake_feats, s_gen)
             loss_g = g_loss(gv) + g_loss(gf)
@@ -303,9 +306,9 @@ class _Rows:
     gen_per_caption: torch.Tensor | None = None
     shifts: list[torch.Tensor] | None = None  # DiffAugment offsets: real and fake in D's step, fake in G's
 
-    def augment(self, video: torch.Tensor, use: int) -> torch.Tensor:
-        """``video`` as D sees it: shifted by the offsets of ``use`` (0 real, 1 fake, 2 G's step)."""
-        return video if self.shifts is None else translate(video, self.shifts[use])
+    def augment(self, video: torch.Tensor, use: str) -> torch.Tensor:
+        """``video`` as D sees it: shifted by the offsets of ``use`` (one of SEEN_AS)."""
+        return video if self.shifts is None else translate(video, self.shifts[SEEN_AS.index(use)])
 
 
 class _DiscriminatorLoss(nn.Module):
@@ -325,10 +328,10 @@ class _DiscriminatorLoss(nn.Module):
 
     def forward(self, r: _Rows, fake: torch.Tensor | None = None) -> Any:
         D, tcfg = self.D, self.tcfg
-        real = r.augment(r.real, 0)
+        real = r.augment(r.real, "real")
         if fake is None:
             return tcfg.word_weight * word_loss(D.words(real), r.bag, r.per_caption)
-        fake = r.augment(fake, 1)
+        fake = r.augment(fake, "fake_d")
         s = D.encode_text(r.ids, r.lens)
         s_gen = D.encode_text(r.gen_ids, r.gen_lens)
         s_wrong = D.encode_text(r.wrong_ids, r.wrong_lens)
