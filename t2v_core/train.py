@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import parametrize
 
 from t2v_core.config import ModelConfig, TrainConfig, check_training
 from t2v_core.checkpoints import (
@@ -61,10 +62,8 @@ def update_ema(ema: Generator, gen: Generator, decay: float, step: int) -> None:
     # A warm-up on the decay: a fixed 0.999 would average over ~1000 steps, longer than a
     # demo run, and leave the EMA mostly made of early, poor weights.
     d = min(decay, (1 + step) / (10 + step))
-    for pe, p in zip(ema.parameters(), gen.parameters(), strict=True):
-        pe.lerp_(p, 1 - d)
-    for be, b in zip(ema.buffers(), gen.buffers(), strict=True):
-        be.copy_(b)
+    torch._foreach_lerp_(list(ema.parameters()), list(gen.parameters()), 1 - d)
+    torch._foreach_copy_(list(ema.buffers()), list(gen.buffers()))
 
 
 class _Run:
@@ -96,10 +95,12 @@ class _Run:
             # The word warm-up trains only D's word classifier: the rest of D is unused then.
             self.D_loss = DistributedDataParallel(self.D_loss, device_ids=ids, find_unused_parameters=True)
         betas = (train_cfg.beta1, train_cfg.beta2)
+        # foreach: one kernel per step for all tensors (torch's default on CUDA only); on CPU
+        # the per-tensor loop costs more than the arithmetic for these small networks.
         self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad],
-                                      lr=train_cfg.lr_g, betas=betas)
+                                      lr=train_cfg.lr_g, betas=betas, foreach=True)
         self.opt_d = torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad],
-                                      lr=train_cfg.lr_d, betas=betas)
+                                      lr=train_cfg.lr_d, betas=betas, foreach=True)
         self.step = 0
         self.init_from: str | None = None  # the checkpoint a warm start copied weights from
 
@@ -231,7 +232,9 @@ class _Run:
         r = self.rows(data, step_rng(tcfg.seed, self.step))
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
-        with amp:
+        # Each of D's spectrally normed weights is normalised once per step and pass (one
+        # power iteration), not at every call: D scores a batch against three captions.
+        with amp, parametrize.cached():
             fake, _ = self.G_fwd(r.gen_ids, r.gen_lens, r.z)
             loss_d, (rv, fv, mv) = self.D_loss(r, fake.detach())
         self.opt_d.zero_grad(set_to_none=True)
@@ -240,7 +243,7 @@ class _Run:
 
         # G step (non-saturating for bce), against the updated D. D is called unwrapped:
         # the gradients this gives D's weights are not used (the next D step zeroes them).
-        with amp:
+        with amp, parametrize.cached():
             s_gen = D.encode_text(r.gen_ids, r.gen_lens).detach()
             seen = r.augment(fake, "fake_g")
             fake_feats = D.features(seen)
