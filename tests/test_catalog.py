@@ -68,6 +68,9 @@ def test_shipped_catalogs_read_cleanly():
     assert sum(r.id.startswith("heldout-") for r in demo) >= 5
     smoke = list(read_catalog(REPO / "data" / "catalogs" / "smoke.txt"))
     assert smoke and all(not r.error for r in smoke)
+    for name in ("heldout.csv", "heldout-digits.csv", "heldout-shapes2.csv"):  # the README's examples
+        rows = list(read_catalog(REPO / "data" / "catalogs" / name))
+        assert len(rows) >= 3 and not [r.error for r in rows if r.error], name
 
 
 # --------------------------------------------------------------------------- rejects
