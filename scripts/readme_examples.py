@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--manifest", type=Path, help="the corpus's manifest.csv (the digits judge reads "
                     "with the classifier written beside it)")
     args = ap.parse_args()
+    if args.judge == "digits" and args.manifest is None:
+        ap.error("--judge digits needs --manifest: the digit classifier lies beside the corpus's manifest.csv")
     classifier = classifier_for(args.judge, args.manifest) if args.judge == "digits" else None
     args.out = args.out.resolve()
     renders = pd.read_parquet(args.render_dir / "renders.parquet")

@@ -62,6 +62,7 @@ def update_ema(ema: Generator, gen: Generator, decay: float, step: int) -> None:
     # A warm-up on the decay: a fixed 0.999 would average over ~1000 steps, longer than a
     # demo run, and leave the EMA mostly made of early, poor weights.
     d = min(decay, (1 + step) / (10 + step))
+    # One fused call over all tensors, as torch.optim.swa_utils updates its averages.
     torch._foreach_lerp_(list(ema.parameters()), list(gen.parameters()), 1 - d)
     torch._foreach_copy_(list(ema.buffers()), list(gen.buffers()))
 
