@@ -23,7 +23,9 @@ class TokenAttention(nn.Module):
             raise ValueError(f"attention dim {dim} is not divisible by heads {heads}")
         self.heads, self.head_dim, self.dim = heads, dim // heads, dim
         self.q = nn.Linear(query_dim, dim)
-        self.k = nn.Linear(value_dim, dim)
+        # No key bias: it adds q . b to every token's score alike, which the softmax takes
+        # away again, so its gradient is float rounding that Adam would walk at random.
+        self.k = nn.Linear(value_dim, dim, bias=False)
         self.v = nn.Linear(value_dim, dim)
 
     def forward(

@@ -57,10 +57,13 @@ def _word_branch(cfg: ModelConfig) -> nn.Sequential:
     many times longer), then space and time together for motion. No spectral norm: it is a
     classifier trained on real clips only, not a critic G plays against."""
     c1, c2 = max(4, cfg.d_channels // 2), 2 * cfg.d_channels
+    # No bias before a group norm: the norm subtracts it again, so its gradient is float
+    # rounding, and Adam (which scales each step to about the learning rate) would walk it
+    # at random.
     return nn.Sequential(
-        nn.Conv3d(3, c1, (1, 3, 3), padding=(0, 1, 1)), nn.GroupNorm(4, c1), nn.ReLU(),
+        nn.Conv3d(3, c1, (1, 3, 3), padding=(0, 1, 1), bias=False), nn.GroupNorm(4, c1), nn.ReLU(),
         nn.MaxPool3d((1, 2, 2)),
-        nn.Conv3d(c1, c2, 3, stride=2, padding=1), nn.GroupNorm(4, c2), nn.ReLU(),
+        nn.Conv3d(c1, c2, 3, stride=2, padding=1, bias=False), nn.GroupNorm(4, c2), nn.ReLU(),
         nn.Conv3d(c2, c2, 3, padding=1), nn.ReLU(),
     )
 
