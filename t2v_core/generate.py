@@ -56,6 +56,11 @@ class Text2Video:
         cfg = model_config_from_dict(ckpt["model_config"], Path(path).name)
         gen = Generator(cfg)
         state = ckpt["generator_ema"] if use_ema and ckpt.get("generator_ema") else ckpt["generator"]
+        # Checkpoints written while the attention keys had a bias: the softmax cancels that
+        # bias (it adds the same amount to every token's score), so dropping it loads them
+        # exactly.
+        own = gen.state_dict()
+        state = {k: v for k, v in state.items() if k in own or not k.endswith(".k.bias")}
         gen.load_state_dict(state)
         return cls(gen, ckpt["vocab"], dev, max_len=int(ckpt.get("max_len", 16)), reader=ckpt.get("reader"))
 

@@ -97,6 +97,25 @@ def test_ema_and_raw_generators_both_load(run_dir):
     assert any(not torch.equal(ema_w[k], raw_w[k]) for k in raw_w if raw_w[k].requires_grad)
 
 
+def test_a_checkpoint_with_attention_key_biases_loads_and_renders_the_same(run_dir, tmp_path):
+    """Earlier versions gave the attention keys a bias, which the softmax cancels: such a
+    checkpoint loads without it and renders exactly what it rendered."""
+    from t2v_core.checkpoints import load_checkpoint, save_checkpoint
+
+    path = newest_checkpoint(run_dir)
+    ckpt = load_checkpoint(path)
+    keys = [k[: -len("weight")] + "bias" for k in ckpt["generator_ema"] if k.endswith(".k.weight")]
+    assert len(keys) == 2  # the global and the spatial attention
+    for net in ("generator", "generator_ema"):
+        for k in keys:
+            ckpt[net][k] = torch.randn(ckpt[net][k[: -len("bias")] + "weight"].shape[0])
+    old = save_checkpoint(ckpt, tmp_path / "ckpt-000002.pt")
+    prompts = ["a large red circle moves to the left", "a small blue square moves up"]
+    now = Text2Video.from_checkpoint(path, device="cpu").generate(prompts, [3, 4])
+    before = Text2Video.from_checkpoint(old, device="cpu").generate(prompts, [3, 4])
+    assert np.abs(now.astype(int) - before.astype(int)).max() <= 1  # float rounding at most
+
+
 def test_bad_inputs_get_clear_errors(run_dir):
     model = Text2Video.from_checkpoint(newest_checkpoint(run_dir), device="cpu")
     ids = np.zeros((2, 5), np.int32)
