@@ -57,8 +57,8 @@ class Text2Video:
         gen = Generator(cfg)
         state = ckpt["generator_ema"] if use_ema and ckpt.get("generator_ema") else ckpt["generator"]
         # Checkpoints written while the attention keys had a bias: the softmax cancels that
-        # bias (it adds the same amount to every token's score), so dropping it loads them
-        # exactly.
+        # bias (it adds the same amount to every token's score), so without it they render
+        # what they rendered, to float rounding.
         own = gen.state_dict()
         state = {k: v for k, v in state.items() if k in own or not k.endswith(".k.bias")}
         gen.load_state_dict(state)

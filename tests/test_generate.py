@@ -99,7 +99,7 @@ def test_ema_and_raw_generators_both_load(run_dir):
 
 def test_a_checkpoint_with_attention_key_biases_loads_and_renders_the_same(run_dir, tmp_path):
     """Earlier versions gave the attention keys a bias, which the softmax cancels: such a
-    checkpoint loads without it and renders exactly what it rendered."""
+    checkpoint loads without it and renders what it rendered, to float rounding."""
     from t2v_core.checkpoints import load_checkpoint, save_checkpoint
 
     path = newest_checkpoint(run_dir)
