@@ -18,9 +18,9 @@ def centre_vectors(vectors: np.ndarray) -> np.ndarray:
     used in the same slot: word2vec learns a word from its contexts, and slot-mates have the
     same ones. On the demo's captions "red" / "green" are at cosine 0.93 before and 0.86
     after, "circle" / "triangle" 0.93 and 0.88; on Moving Digits' any two numerals at
-    0.74-0.87. What tells them apart is a small remainder of the vector, and the generator
-    composes held-out digit-direction pairs poorly from it (docs/experiments.md, "Held-out
-    digits come out as another digit").
+    0.74-0.87. What tells them apart is a small remainder of the vector; whitening the table
+    to make them distinct did not by itself fix held-out digit-direction pairs
+    (docs/experiments.md, "Held-out digits come out as another digit").
     """
     x = np.asarray(vectors, dtype=np.float32).copy()
     if len(x) > 2:
