@@ -75,6 +75,13 @@ def prompts(seeds: int) -> tuple[dict[str, list[str]], list[tuple[str, str, str]
     return rows, expected
 
 
+def share(read: list[list[dict]], expected: list[tuple[str, str, str]],
+          test: Callable[[list[dict], tuple[str, str, str]], bool]) -> float:
+    """The share of clips whose judged objects (their attributes) pass ``test`` against the row's
+    expected (digit, direction, donor digit)."""
+    return float(np.mean([test(objs, e) for objs, e in zip(read, expected, strict=True)]))
+
+
 @torch.no_grad()
 def render(model: Text2Video, captions: dict[str, tuple[torch.Tensor, torch.Tensor]], swap: dict[str, str],
            z: torch.Tensor) -> np.ndarray:
@@ -120,18 +127,12 @@ def main() -> None:
     print(f"{'inputs':50} {'digit':>6} {'donor digit':>11} {'direction':>9} {'opposite':>8} {'one obj':>7}")
     for name, swap in SWAPS.items():
         judged = [jo.judge_digits(c, classifier) for c in render(model, captions, swap, z)]
-
-        def share(test: Callable[..., bool]) -> float:
-            return float(np.mean([test(j, e) for j, e in zip(judged, expected, strict=True)]))
-
-        def shows(attr: str, value: Callable[[tuple[str, str, str]], str]) -> Callable[..., bool]:
-            return lambda j, e: any(o.attributes.get(attr) == value(e) for o in j.objects)
-
-        fig = {"digit": share(shows("digit", lambda e: e[0])),
-               "donor_digit": share(shows("digit", lambda e: e[2])),
-               "direction": share(shows("direction", lambda e: e[1])),
-               "opposite": share(shows("direction", lambda e: OPPOSITE[e[1]])),
-               "one_object": share(lambda j, e: j.count == 1)}
+        read = [[o.attributes for o in j.objects] for j in judged]
+        fig = {"digit": share(read, expected, lambda objs, e: any(o.get("digit") == e[0] for o in objs)),
+               "donor_digit": share(read, expected, lambda objs, e: any(o.get("digit") == e[2] for o in objs)),
+               "direction": share(read, expected, lambda objs, e: any(o.get("direction") == e[1] for o in objs)),
+               "opposite": share(read, expected, lambda objs, e: any(o.get("direction") == OPPOSITE[e[1]] for o in objs)),
+               "one_object": float(np.mean([j.count == 1 for j in judged]))}
         out[name] = fig
         print(f"{name:50} {fig['digit']:6.2f} {fig['donor_digit']:11.2f} {fig['direction']:9.2f} "
               f"{fig['opposite']:8.2f} {fig['one_object']:7.2f}", flush=True)
